@@ -1,0 +1,87 @@
+"""Counter-based random numbers: Philox4x32-10 (Salmon et al. 2011, Random123).
+
+Every random number is a pure function of (seed, replica, purpose, sweep, global site, draw), so a
+run gives the same numbers on any rank layout (docs/conventions.md, "Random numbers").
+
+Key   (k0, k1) = (seed & 0xFFFFFFFF, seed >> 32)
+Counter (c0, c1, c2, c3):
+    c0 = global site index i mod 2**32 (row-major over the global shape)
+    c1 = sweep t (updates) or 0 (initialisation)
+    c2 = draw | (i >> 32) << 8      draw = Metropolis hit (updates) or block 0..3 (initialisation)
+    c3 = purpose | replica << 2     purpose UPDATE = 0, INIT = 1
+Replica 0 reproduces ../shared/yardstick/README.md bit for bit: updates (i, t, 0, 0), init (i, 0, c2, 1).
+Two 32-bit words give one double: u53(hi, lo) = ((hi << 32 | lo) >> 11) * 2**-53, exact, in [0, 1).
+"""
+import numpy as np
+from numba import njit, uint32, uint64
+
+UPDATE = 0
+INIT = 1
+M0 = np.uint64(0xD2511F53)
+M1 = np.uint64(0xCD9E8D57)
+W0 = np.uint32(0x9E3779B9)
+W1 = np.uint32(0xBB67AE85)
+TWO_M53 = 2.0 ** -53
+TWO_M31 = 2.0 ** -31
+
+
+def key_of(seed: int):
+    """Philox key (k0, k1) of a 64-bit seed."""
+    seed = int(seed)
+    if not 0 <= seed < 2 ** 64:
+        raise ValueError(f"seed must be in [0, 2**64), got {seed}")
+    return np.uint32(seed & 0xFFFFFFFF), np.uint32(seed >> 32)
+
+
+def c3_of(purpose: int, replica: int):
+    return np.uint32((purpose | (replica << 2)) & 0xFFFFFFFF)
+
+
+@njit(cache=True, inline="always")
+def philox(c0, c1, c2, c3, k0, k1):
+    """Philox4x32-10 of counter (c0..c3) with key (k0, k1); returns four uint32 words."""
+    c0 = uint32(c0)
+    c1 = uint32(c1)
+    c2 = uint32(c2)
+    c3 = uint32(c3)
+    k0 = uint32(k0)
+    k1 = uint32(k1)
+    for r in range(10):
+        if r:
+            k0 = uint32(k0 + W0)
+            k1 = uint32(k1 + W1)
+        p0 = M0 * uint64(c0)
+        p1 = M1 * uint64(c2)
+        n0 = uint32(p1 >> uint64(32)) ^ c1 ^ k0
+        n2 = uint32(p0 >> uint64(32)) ^ c3 ^ k1
+        c0 = n0
+        c1 = uint32(p1 & uint64(0xFFFFFFFF))
+        c2 = n2
+        c3 = uint32(p0 & uint64(0xFFFFFFFF))
+    return c0, c1, c2, c3
+
+
+@njit(cache=True, inline="always")
+def u53(hi, lo):
+    """Two 32-bit words -> double in [0, 1) with 53 random bits (exact)."""
+    return float((uint64(hi) << uint64(32) | uint64(lo)) >> uint64(11)) * TWO_M53
+
+
+@njit(cache=True)
+def init_uniforms(site_index, n_values, k0, k1, c3):
+    """Uniforms v[s, j], j < n_values (<= 8), for global sites `site_index` (int64 array).
+
+    Block b = j // 2 uses counter (i, 0, b | hi(i) << 8, c3); v[2b] = u53(o0, o1), v[2b+1] = u53(o2, o3).
+    """
+    n = site_index.shape[0]
+    out = np.empty((n, n_values))
+    for s in range(n):
+        i = site_index[s]
+        lo = uint32(i & 0xFFFFFFFF)
+        hi8 = uint32((i >> 32) << 8)
+        for blk in range((n_values + 1) // 2):
+            o0, o1, o2, o3 = philox(lo, 0, uint32(blk) | hi8, c3, k0, k1)
+            out[s, 2 * blk] = u53(o0, o1)
+            if 2 * blk + 1 < n_values:
+                out[s, 2 * blk + 1] = u53(o2, o3)
+    return out

@@ -1,0 +1,123 @@
+"""Checkerboard Metropolis sampler of the phi^4 MRF on a domain-decomposed lattice.
+
+One sweep = for each colour c in order: the kernel updates the sites of colour c of the local block
+(kernels/metropolis.py), then the halo exchange sends the boundary sites of colour c (parallel/halo.py).
+Random numbers depend only on (seed, replica, sweep, global site, hit), so the same seed gives
+bit-identical configurations on any number of ranks and any process grid.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import UserError
+from .kernels.exactsum import new_accumulators
+from .kernels.measure import N_PIECES, PHI1, PHI2, PHI4, NN, NNN, ACTION, local_pieces
+from .kernels.metropolis import make_buffers, update_colour
+from .parallel.halo import HaloExchange
+from .parallel.reductions import exact_global_sums, global_int_sum
+from .rng import INIT, UPDATE, c3_of, init_uniforms, key_of
+
+TUNE_BLOCK = 10          # sweeps between step-size adjustments
+TUNE_FRACTION = 0.8      # adjust during this fraction of the thermalisation, then freeze
+
+
+class Sampler:
+    """State of one replica's chain on this rank's block (the topology fixes which replica)."""
+
+    def __init__(self, topology, action, seed: int, delta: float = 1.0, n_hits: int = 1, init: str = "random"):
+        if not 1 <= n_hits <= 255:
+            raise UserError(f"sampler.n_hits must be in 1..255, got {n_hits}")
+        if not delta > 0:
+            raise UserError(f"sampler.delta must be > 0, got {delta}")
+        self.topo = topology
+        g = self.geom = topology.geometry
+        self.action = action
+        self.seed = int(seed)
+        self.k0, self.k1 = key_of(seed)
+        self.c3 = c3_of(UPDATE, topology.replica)
+        self.delta = float(delta)
+        self.n_hits = int(n_hits)
+        self.nnn = action.has_nnn
+        self.n_colours = g.n_colours(self.nnn)
+        self.halo = HaloExchange(topology, self.nnn)
+        self.w, self.a, self.b, self.r = action.local_couplings(g)
+        for mu in range(g.ndim):
+            self.halo.exchange(self.w[mu])
+        self.phi = np.zeros(int(np.prod(g.padded_shape)))
+        if init == "random":
+            u = init_uniforms(g.global_index().ravel(), 1, self.k0, self.k1, c3_of(INIT, topology.replica))
+            self.interior()[...] = (2.0 * u[:, 0] - 1.0).reshape(g.local_shape)
+        elif init != "cold":
+            raise UserError(f"sampler.init must be 'random' or 'cold', got {init!r}")
+        self.halo.exchange(self.phi)
+        self.rows = [g.rows(c, self.nnn) for c in range(self.n_colours)]
+        self.all_rows = g.rows(0, False)[0]      # every row holds sites of parity 0
+        self.n_half = g.local_shape[-1] // 2
+        self.bufs = make_buffers(self.n_half)
+        self.nn_off = g.nn_offsets()
+        self.nn_axis = np.arange(g.ndim - 1, -1, -1, dtype=np.int64)
+        self.nnn_off = g.nnn_offsets()
+        self.nnn_fwd = self.nnn_off.reshape(-1, 4)[:, [0, 2]].ravel().copy()   # +mu+nu, +mu-nu
+        self.sweep_count = 0
+        self.last_acceptance = float("nan")
+        self._tbuf = np.empty((2, g.local_shape[-1]))
+
+    def interior(self) -> np.ndarray:
+        """Writable view of this block's sites (local_shape)."""
+        return self.phi.reshape(self.geom.padded_shape)[self.geom.interior]
+
+    def sweep(self, n: int = 1) -> float:
+        """n sweeps; returns this replica's acceptance over them (identical on every layout)."""
+        acc = 0
+        for _ in range(n):
+            t = self.sweep_count
+            if t >= 2 ** 32:
+                raise UserError("sweep counter exceeds 2**32, the range of the Philox counter word")
+            for c in range(self.n_colours):
+                base, gbase, x0 = self.rows[c]
+                acc += update_colour(self.phi, self.w, self.a, self.b, self.r, self.action.w_nnn,
+                                     self.nn_off, self.nn_axis, self.nnn_off, base, gbase, x0, self.n_half,
+                                     t, self.k0, self.k1, self.c3, self.delta, self.n_hits, *self.bufs)
+                self.halo.exchange(self.phi, c)
+            self.sweep_count += 1
+        total = global_int_sum(acc, self.topo.grid_comm)
+        self.last_acceptance = total / (n * self.n_hits * self.geom.volume) if n else float("nan")
+        return self.last_acceptance
+
+    def tune(self, n_sweeps: int, target_acceptance: float = 0.5) -> float:
+        """Thermalise for n_sweeps; during the first 80 % adjust delta every 10 sweeps by the factor
+        clip(sqrt(acceptance / target), 0.5, 2); then delta is frozen. Returns the final delta."""
+        n_tune = int(TUNE_FRACTION * n_sweeps) // TUNE_BLOCK
+        for _ in range(n_tune):
+            acc = self.sweep(TUNE_BLOCK)
+            self.delta *= min(2.0, max(0.5, (max(acc, 1e-3) / target_acceptance) ** 0.5))
+        self.sweep(n_sweeps - n_tune * TUNE_BLOCK)
+        return self.delta
+
+    def measure(self) -> dict:
+        """Global action pieces (exact sums, bit-identical on every layout), m, |m| and acceptance."""
+        acc = new_accumulators(N_PIECES)
+        local_pieces(self.phi, self.w, self.a, self.b, self.r, self.action.w_nnn, self.nn_off,
+                     self.nn_axis, self.nnn_fwd, self.all_rows, self.geom.local_shape[-1], acc, self._tbuf)
+        s = exact_global_sums(acc, self.topo.grid_comm)
+        V = self.geom.volume
+        return {"action": s[ACTION], "nn": s[NN], "nnn": s[NNN], "phi2": s[PHI2], "phi4": s[PHI4],
+                "phi1": s[PHI1], "m": s[PHI1] / V, "abs_m": abs(s[PHI1]) / V,
+                "acceptance": self.last_acceptance}
+
+    def gather(self):
+        """The global field on the grid root (None elsewhere)."""
+        comm = self.topo.grid_comm
+        blocks = comm.gather(np.ascontiguousarray(self.interior()), root=0)
+        if comm.Get_rank():
+            return None
+        out = np.empty(self.geom.shape)
+        for rank, blk in enumerate(blocks):
+            c = comm.Get_coords(rank)
+            out[tuple(slice(ci * n, (ci + 1) * n) for ci, n in zip(c, self.geom.local_shape))] = blk
+        return out
+
+    def set_field(self, global_field: np.ndarray):
+        """Set this block from a global field (every rank passes the same array) and fill ghosts."""
+        self.interior()[...] = np.asarray(global_field)[self.geom.global_slices]
+        self.halo.exchange(self.phi)
