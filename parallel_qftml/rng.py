@@ -67,21 +67,19 @@ def u53(hi, lo):
     return float((uint64(hi) << uint64(32) | uint64(lo)) >> uint64(11)) * TWO_M53
 
 
-@njit(cache=True)
-def init_uniforms(site_index, n_values, k0, k1, c3):
-    """Uniforms v[s, j], j < n_values (<= 8), for global sites `site_index` (int64 array).
+@njit(cache=True, boundscheck=False)
+def fill_uniform(dst, row_base, row_gbase, n_last, col, k0, k1, c3, base, spread):
+    """dst[row_base + x] = base + spread * (2 v_col - 1) for every site of the given rows (flat arrays).
 
-    Block b = j // 2 uses counter (i, 0, b | hi(i) << 8, c3); v[2b] = u53(o0, o1), v[2b+1] = u53(o2, o3).
+    v_col is initialisation uniform number `col` of the site: block col // 2 uses counter
+    (i, 0, col // 2 | hi(i) << 8, c3), v[2b] = u53(o0, o1), v[2b + 1] = u53(o2, o3).
     """
-    n = site_index.shape[0]
-    out = np.empty((n, n_values))
-    for s in range(n):
-        i = site_index[s]
-        lo = uint32(i & 0xFFFFFFFF)
-        hi8 = uint32((i >> 32) << 8)
-        for blk in range((n_values + 1) // 2):
-            o0, o1, o2, o3 = philox(lo, 0, uint32(blk) | hi8, c3, k0, k1)
-            out[s, 2 * blk] = u53(o0, o1)
-            if 2 * blk + 1 < n_values:
-                out[s, 2 * blk + 1] = u53(o2, o3)
-    return out
+    blk = uint32(col // 2)
+    for row in range(row_base.shape[0]):
+        b0 = row_base[row]
+        g0 = row_gbase[row]
+        for x in range(n_last):
+            i = g0 + x
+            o0, o1, o2, o3 = philox(uint32(i & 0xFFFFFFFF), 0, blk | uint32((i >> 32) << 8), c3, k0, k1)
+            v = u53(o0, o1) if col % 2 == 0 else u53(o2, o3)
+            dst[b0 + x] = base + spread * (2.0 * v - 1.0)

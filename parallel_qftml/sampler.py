@@ -7,6 +7,8 @@ bit-identical configurations on any number of ranks and any process grid.
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from .errors import UserError
@@ -15,7 +17,7 @@ from .kernels.measure import N_PIECES, PHI1, PHI2, PHI4, NN, NNN, ACTION, local_
 from .kernels.metropolis import make_buffers, update_colour
 from .parallel.halo import HaloExchange
 from .parallel.reductions import exact_global_sums, global_int_sum
-from .rng import INIT, UPDATE, c3_of, init_uniforms, key_of
+from .rng import INIT, UPDATE, c3_of, fill_uniform, key_of
 
 TUNE_BLOCK = 10          # sweeps between step-size adjustments
 TUNE_FRACTION = 0.8      # adjust during this fraction of the thermalisation, then freeze
@@ -44,14 +46,14 @@ class Sampler:
         for mu in range(g.ndim):
             self.halo.exchange(self.w[mu])
         self.phi = np.zeros(int(np.prod(g.padded_shape)))
-        if init == "random":
-            u = init_uniforms(g.global_index().ravel(), 1, self.k0, self.k1, c3_of(INIT, topology.replica))
-            self.interior()[...] = (2.0 * u[:, 0] - 1.0).reshape(g.local_shape)
+        self.all_rows, all_gbase, _ = g.rows(0, False)      # every row holds sites of parity 0
+        if init == "random":      # phi = 2 v0 - 1 (the yardstick's initial state for replica 0)
+            fill_uniform(self.phi, self.all_rows, all_gbase, g.local_shape[-1], 0, self.k0, self.k1,
+                         c3_of(INIT, topology.replica), 0.0, 1.0)
         elif init != "cold":
             raise UserError(f"sampler.init must be 'random' or 'cold', got {init!r}")
         self.halo.exchange(self.phi)
         self.rows = [g.rows(c, self.nnn) for c in range(self.n_colours)]
-        self.all_rows = g.rows(0, False)[0]      # every row holds sites of parity 0
         self.n_half = g.local_shape[-1] // 2
         self.bufs = make_buffers(self.n_half)
         self.nn_off = g.nn_offsets()
@@ -59,6 +61,7 @@ class Sampler:
         self.nnn_off = g.nnn_offsets()
         self.nnn_fwd = self.nnn_off.reshape(-1, 4)[:, [0, 2]].ravel().copy()   # +mu+nu, +mu-nu
         self.sweep_count = 0
+        self.timers = {"kernel": 0.0, "halo": 0.0}     # seconds, this rank (benchmarks read them)
         self.last_acceptance = float("nan")
         self._tbuf = np.empty((2, g.local_shape[-1]))
 
@@ -75,10 +78,14 @@ class Sampler:
                 raise UserError("sweep counter exceeds 2**32, the range of the Philox counter word")
             for c in range(self.n_colours):
                 base, gbase, x0 = self.rows[c]
+                t0 = time.perf_counter()
                 acc += update_colour(self.phi, self.w, self.a, self.b, self.r, self.action.w_nnn,
                                      self.nn_off, self.nn_axis, self.nnn_off, base, gbase, x0, self.n_half,
                                      t, self.k0, self.k1, self.c3, self.delta, self.n_hits, *self.bufs)
+                t1 = time.perf_counter()
                 self.halo.exchange(self.phi, c)
+                self.timers["kernel"] += t1 - t0
+                self.timers["halo"] += time.perf_counter() - t1
             self.sweep_count += 1
         total = global_int_sum(acc, self.topo.grid_comm)
         self.last_acceptance = total / (n * self.n_hits * self.geom.volume) if n else float("nan")

@@ -131,11 +131,6 @@ class Geometry:
         return [((np.arange(n + 2) - 1 + o) % L).astype(np.int64)
                 for n, o, L in zip(self.local_shape, self.offset, self.shape)]
 
-    def global_index(self) -> np.ndarray:
-        """Global site index of every interior site, shape local_shape (int64)."""
-        idx = np.ix_(*[np.arange(o, o + n, dtype=np.int64) for o, n in zip(self.offset, self.local_shape)])
-        return np.ravel_multi_index(tuple(np.broadcast_arrays(*idx)), self.shape).astype(np.int64)
-
     def rows(self, colour: int, nnn: bool):
         """Rows (lines along the last axis) holding sites of `colour`, for the kernels.
 

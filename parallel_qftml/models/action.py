@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import UserError
-from ..rng import INIT, c3_of, init_uniforms, key_of
+from ..rng import INIT, c3_of, fill_uniform, key_of
 
 PIECES = ("nn", "phi2", "phi4", "nnn", "phi", "i_phi2")
 
@@ -33,7 +33,8 @@ def _scalar_or_array(v, shape):
 @dataclass(frozen=True)
 class PhiFourAction:
     """Couplings of S. Each of w[mu], a, b, r is a float (homogeneous) or a global-shape array;
-    with spread > 0 they are base + spread * (2u - 1), u keyed on the global site (rng.py, INIT)."""
+    with spread > 0 (floats only) they are base + spread * (2u - 1), u keyed on the global site
+    (rng.py, INIT), as the yardstick's inhomogeneous couplings."""
     ndim: int
     w: tuple
     a: object
@@ -85,18 +86,18 @@ class PhiFourAction:
             raise UserError(f"action is {self.ndim}-dimensional but the lattice has {d} axes")
         w = np.zeros((d, P))
         a, b, r = np.zeros(P), np.zeros(P), np.zeros(P)
-        views = [w[mu].reshape(geom.padded_shape)[geom.interior] for mu in range(d)]
-        views += [x.reshape(geom.padded_shape)[geom.interior] for x in (a, b, r)]
+        flat = [w[mu] for mu in range(d)] + [a, b, r]
         values = [*self.w, self.a, self.b, self.r]
-        for view, v in zip(views, values):
-            view[...] = v[geom.global_slices] if np.ndim(v) else v
         if self.spread:
+            # initialisation column 0 is the field of replica 0; then w for axes last..first, a, b, r
             k0, k1 = key_of(self.seed)
-            u = init_uniforms(geom.global_index().ravel(), d + 4, k0, k1, c3_of(INIT, 0))
-            # column 0 is the initial field of replica 0; then w for axes last..first, a, b, r
+            base, gbase, _ = geom.rows(0, False)
             cols = [1 + (d - 1 - mu) for mu in range(d)] + [d + 1, d + 2, d + 3]
-            for view, c in zip(views, cols):
-                view[...] = view + self.spread * (2.0 * u[:, c].reshape(geom.local_shape) - 1.0)
+            for dst, v, c in zip(flat, values, cols):
+                fill_uniform(dst, base, gbase, geom.local_shape[-1], c, k0, k1, c3_of(INIT, 0), v, self.spread)
+        else:
+            for dst, v in zip(flat, values):
+                dst.reshape(geom.padded_shape)[geom.interior] = v[geom.global_slices] if np.ndim(v) else v
         return w, a, b, r
 
 
