@@ -1,0 +1,98 @@
+"""Command line: ``pqml info`` | ``pqml sample CONFIG [--set section.key=value ...]``.
+
+Recommended launch under MPI: ``mpirun -n N python -m mpi4py -m parallel_qftml sample CONFIG``.
+A ``UserError`` prints ``pqml: error: <message>`` once (rank 0) and exits 2 on every rank; any other
+exception on a multi-rank job prints the traceback with the rank and calls ``MPI_Abort`` so the job
+never hangs.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from typing import Sequence
+
+from . import __version__
+from .errors import UserError
+
+PROG = "pqml"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description="Parallel Metropolis sampling of phi^4 lattice fields.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("info", help="versions of Python, MPI, mpi4py, numba, h5py; thread settings")
+    s = sub.add_parser("sample", help="run a sampling job described by a TOML config (docs/config.md)")
+    s.add_argument("config", metavar="CONFIG", help="TOML config file")
+    s.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a config value (TOML syntax, e.g. --set sampler.n_sweeps=10); repeatable")
+    return p
+
+
+def info_lines(comm) -> list[str]:
+    """The report of ``pqml info``."""
+    import h5py
+    import mpi4py
+    import numba
+    import numpy
+    from mpi4py import MPI
+
+    vendor, ver = MPI.get_vendor()
+    lib = MPI.Get_library_version().strip().splitlines()[0].strip()
+    h5mpi = h5py.get_config().mpi
+    env = lambda k: os.environ.get(k, "(unset)")  # noqa: E731
+    return [
+        f"parallel_qftml  {__version__}",
+        f"python          {sys.version.split()[0]} ({sys.executable})",
+        f"MPI             {vendor} {'.'.join(map(str, ver))}; MPI standard {'.'.join(map(str, MPI.Get_version()))}",
+        f"MPI library     {lib}",
+        f"MPI world size  {comm.Get_size()} rank(s)",
+        f"mpi4py          {mpi4py.__version__}",
+        f"numpy           {numpy.__version__}",
+        f"numba           {numba.__version__}",
+        f"h5py            {h5py.__version__} (HDF5 {h5py.version.hdf5_version}), mpi={h5mpi}: "
+        + ("mpio (parallel HDF5)" if h5mpi else "serial (gather to rank 0)"),
+        f"threads         OMP_NUM_THREADS={env('OMP_NUM_THREADS')} NUMBA_NUM_THREADS={env('NUMBA_NUM_THREADS')} "
+        f"numba.config.NUMBA_NUM_THREADS={numba.config.NUMBA_NUM_THREADS}",
+        f"numba cache     NUMBA_CACHE_DIR={env('NUMBA_CACHE_DIR')}",
+    ]
+
+
+def _info(args, comm) -> int:
+    lines = info_lines(comm)
+    if comm.Get_rank() == 0:
+        print("\n".join(lines))
+    return 0
+
+
+def _sample(args, comm) -> int:
+    from .config import load_config
+    from .run import run_sample
+
+    return run_sample(load_config(args.config, args.overrides), comm)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code (0 ok, 2 user error)."""
+    args = build_parser().parse_args(argv)
+    from mpi4py import MPI
+
+    comm = MPI.COMM_WORLD
+    try:
+        return {"info": _info, "sample": _sample}[args.command](args, comm)
+    except UserError as e:
+        if comm.Get_rank() == 0:
+            msg = " ".join(str(e).split("\n"))
+            print(f"{PROG}: error: {msg}", file=sys.stderr, flush=True)
+        return e.exit_code
+    except Exception:
+        if comm.Get_size() > 1:
+            rank, size = comm.Get_rank(), comm.Get_size()
+            tb = "".join(traceback.format_exc()).rstrip().splitlines()
+            sys.stderr.write("".join(f"[rank {rank}/{size}] {line}\n" for line in tb))
+            sys.stderr.write(f"[rank {rank}/{size}] aborting the MPI job\n")
+            sys.stderr.flush()
+            comm.Abort(1)
+        raise

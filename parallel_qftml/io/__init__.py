@@ -1,0 +1,1 @@
+"""Output files of the package (HDF5)."""
