@@ -55,7 +55,7 @@ class Sampler:
         self.halo.exchange(self.phi)
         self.rows = [g.rows(c, self.nnn) for c in range(self.n_colours)]
         self.n_half = g.local_shape[-1] // 2
-        self.bufs = make_buffers(self.n_half)
+        self.bufs = make_buffers(g.local_shape[-1])
         self.nn_off = g.nn_offsets()
         self.nn_axis = np.arange(g.ndim - 1, -1, -1, dtype=np.int64)
         self.nnn_off = g.nnn_offsets()
@@ -74,13 +74,14 @@ class Sampler:
         acc = 0
         for _ in range(n):
             t = self.sweep_count
+            g = self.geom
             if t >= 2 ** 32:
                 raise UserError("sweep counter exceeds 2**32, the range of the Philox counter word")
             for c in range(self.n_colours):
                 base, gbase, x0 = self.rows[c]
                 t0 = time.perf_counter()
                 acc += update_colour(self.phi, self.w, self.a, self.b, self.r, self.action.w_nnn,
-                                     self.nn_off, self.nn_axis, self.nnn_off, base, gbase, x0, self.n_half,
+                                     self.nn_off, self.nn_axis, self.nnn_off, base, gbase, x0, g.local_shape[-1],
                                      t, self.k0, self.k1, self.c3, self.delta, self.n_hits, *self.bufs)
                 t1 = time.perf_counter()
                 self.halo.exchange(self.phi, c)
@@ -128,3 +129,17 @@ class Sampler:
         """Set this block from a global field (every rank passes the same array) and fill ghosts."""
         self.interior()[...] = np.asarray(global_field)[self.geom.global_slices]
         self.halo.exchange(self.phi)
+
+
+def warm_up():
+    """Compile (or load from NUMBA_CACHE_DIR) every kernel on a tiny lattice, serially; job scripts
+    call this once per node before the parallel launch so that ranks do not compile concurrently."""
+    from mpi4py import MPI
+    from .models.action import PhiFourAction
+    from .parallel.topology import Topology
+    for w_nnn in (0.0, 0.1):
+        topo = Topology(MPI.COMM_SELF, (4, 4))
+        s = Sampler(topo, PhiFourAction.perturbed(2, 1, 0.1, w_nnn=w_nnn), seed=1)
+        s.tune(20, 0.5)
+        s.measure()
+        topo.free()
