@@ -56,8 +56,6 @@ class Sampler:
         self.rows = [g.rows(c, self.nnn) for c in range(self.n_colours)]
         self.n_half = g.local_shape[-1] // 2
         self.bufs = make_buffers(g.local_shape[-1])
-        self.nn_off = g.nn_offsets()
-        self.nn_axis = np.arange(g.ndim - 1, -1, -1, dtype=np.int64)
         self.nnn_off = g.nnn_offsets()
         self.nnn_fwd = self.nnn_off.reshape(-1, 4)[:, [0, 2]].ravel().copy()   # +mu+nu, +mu-nu
         self.sweep_count = 0
@@ -81,7 +79,7 @@ class Sampler:
                 base, gbase, x0 = self.rows[c]
                 t0 = time.perf_counter()
                 acc += update_colour(self.phi, self.w, self.a, self.b, self.r, self.action.w_nnn,
-                                     self.nn_off, self.nn_axis, self.nnn_off, base, gbase, x0, g.local_shape[-1],
+                                     g.strides, self.nnn_off, base, gbase, x0, g.local_shape[-1],
                                      t, self.k0, self.k1, self.c3, self.delta, self.n_hits, *self.bufs)
                 t1 = time.perf_counter()
                 self.halo.exchange(self.phi, c)
@@ -105,8 +103,8 @@ class Sampler:
     def measure(self) -> dict:
         """Global action pieces (exact sums, bit-identical on every layout), m, |m| and acceptance."""
         acc = new_accumulators(N_PIECES)
-        local_pieces(self.phi, self.w, self.a, self.b, self.r, self.action.w_nnn, self.nn_off,
-                     self.nn_axis, self.nnn_fwd, self.all_rows, self.geom.local_shape[-1], acc, self._tbuf)
+        local_pieces(self.phi, self.w, self.a, self.b, self.r, self.action.w_nnn, self.geom.strides,
+                     self.nnn_fwd, self.all_rows, self.geom.local_shape[-1], acc, self._tbuf)
         s = exact_global_sums(acc, self.topo.grid_comm)
         V = self.geom.volume
         return {"action": s[ACTION], "nn": s[NN], "nnn": s[NNN], "phi2": s[PHI2], "phi4": s[PHI4],

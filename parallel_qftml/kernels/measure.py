@@ -23,7 +23,7 @@ def _add_row(acc, o, T, Tb, n):
 
 
 @njit(cache=True, boundscheck=False)
-def local_pieces(phi, w, a, b, r, w_nnn, nn_off, nn_axis, nnn_fwd, row_base, n_last, acc, tbuf):
+def local_pieces(phi, w, a, b, r, w_nnn, strides, nnn_fwd, row_base, n_last, acc, tbuf):
     """Add this block's pieces to acc[N_PIECES, WIDTH]; rows: Geometry.rows(...) bases of ALL sites."""
     T = tbuf[0]
     P2 = tbuf[1]
@@ -50,9 +50,9 @@ def local_pieces(phi, w, a, b, r, w_nnn, nn_off, nn_axis, nnn_fwd, row_base, n_l
         for j in range(n_last):
             T[j] = r[x0 + j] * phi[x0 + j]
         _add_row(acc, ACTION, T, Tb, n_last)
-        for k in range(nn_off.shape[0]):
-            s = nn_off[k]
-            wl = w[nn_axis[k]]
+        for k in range(strides.shape[0]):
+            s = strides[k]
+            wl = w[k]
             for j in range(n_last):
                 T[j] = phi[x0 + j] * phi[x0 + j + s]
             _add_row(acc, NN, T, Tb, n_last)
@@ -68,7 +68,7 @@ def local_pieces(phi, w, a, b, r, w_nnn, nn_off, nn_axis, nnn_fwd, row_base, n_l
                 for j in range(n_last):
                     T[j] = -(w_nnn * (phi[x0 + j] * phi[x0 + j + s]))
                 _add_row(acc, ACTION, T, Tb, n_last)
-        count += n_last * (2 + nn_off.shape[0] + nnn_fwd.shape[0])
+        count += n_last * (2 + strides.shape[0] + nnn_fwd.shape[0])
         if count > RENORM:
             normalise(acc)
             count = 0

@@ -154,10 +154,6 @@ class Geometry:
         return (np.array(bases, dtype=np.int64), np.array(gbases, dtype=np.int64),
                 np.array(x0s, dtype=np.int64))
 
-    def nn_offsets(self) -> np.ndarray:
-        """Padded-array strides in the order the neighbour sum uses them: last axis first."""
-        return np.array([self.strides[mu] for mu in range(self.ndim - 1, -1, -1)], dtype=np.int64)
-
     def nnn_offsets(self) -> np.ndarray:
         """Diagonal neighbour offsets, for mu < nu: +mu+nu, -mu-nu, +mu-nu, -mu+nu."""
         s = self.strides
