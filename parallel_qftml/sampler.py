@@ -13,7 +13,7 @@ import numpy as np
 
 from .errors import UserError
 from .kernels.exactsum import new_accumulators
-from .kernels.measure import N_PIECES, PHI1, PHI2, PHI4, NN, NNN, ACTION, local_pieces
+from .kernels import measure as msr
 from .kernels.metropolis import make_buffers, update_colour
 from .parallel.halo import HaloExchange
 from .parallel.reductions import exact_global_sums, global_int_sum
@@ -46,22 +46,22 @@ class Sampler:
         for mu in range(g.ndim):
             self.halo.exchange(self.w[mu])
         self.phi = np.zeros(int(np.prod(g.padded_shape)))
-        self.all_rows, all_gbase, _ = g.rows(0, False)      # every row holds sites of parity 0
+        all_rows, all_gbase, _ = g.rows(0, False)      # every row holds sites of parity 0
         if init == "random":      # phi = 2 v0 - 1 (the yardstick's initial state for replica 0)
-            fill_uniform(self.phi, self.all_rows, all_gbase, g.local_shape[-1], 0, self.k0, self.k1,
+            fill_uniform(self.phi, all_rows, all_gbase, g.local_shape[-1], 0, self.k0, self.k1,
                          c3_of(INIT, topology.replica), 0.0, 1.0)
         elif init != "cold":
             raise UserError(f"sampler.init must be 'random' or 'cold', got {init!r}")
         self.halo.exchange(self.phi)
         self.rows = [g.rows(c, self.nnn) for c in range(self.n_colours)]
-        self.n_half = g.local_shape[-1] // 2
         self.bufs = make_buffers(g.local_shape[-1])
         self.nnn_off = g.nnn_offsets()
         self.nnn_fwd = self.nnn_off.reshape(-1, 4)[:, [0, 2]].ravel().copy()   # +mu+nu, +mu-nu
         self.sweep_count = 0
         self.timers = {"kernel": 0.0, "halo": 0.0}     # seconds, this rank (benchmarks read them)
         self.last_acceptance = float("nan")
-        self._tbuf = np.empty((2, g.local_shape[-1]))
+        self.tiles = g.tile_rows()
+        self.mbufs = msr.make_buffers(g.ndim, g.local_shape[-1])
 
     def interior(self) -> np.ndarray:
         """Writable view of this block's sites (local_shape)."""
@@ -102,14 +102,16 @@ class Sampler:
 
     def measure(self) -> dict:
         """Global action pieces (exact sums, bit-identical on every layout), m, |m| and acceptance."""
-        acc = new_accumulators(N_PIECES)
-        local_pieces(self.phi, self.w, self.a, self.b, self.r, self.action.w_nnn, self.geom.strides,
-                     self.nnn_fwd, self.all_rows, self.geom.local_shape[-1], acc, self._tbuf)
+        g = self.geom
+        acc = new_accumulators(msr.n_pieces(g.ndim) + 1)
+        msr.local_pieces(self.phi, self.w, self.a, self.b, self.r, self.action.w_nnn, g.strides,
+                         self.nnn_fwd, self.tiles, g.local_shape[-1], acc, *self.mbufs)
+        acc[-1] = acc[msr.NN0:-1].sum(axis=0)      # NN = sum over axes, exact (integer bins)
         s = exact_global_sums(acc, self.topo.grid_comm)
-        V = self.geom.volume
-        return {"action": s[ACTION], "nn": s[NN], "nnn": s[NNN], "phi2": s[PHI2], "phi4": s[PHI4],
-                "phi1": s[PHI1], "m": s[PHI1] / V, "abs_m": abs(s[PHI1]) / V,
-                "acceptance": self.last_acceptance}
+        V = g.volume
+        return {"action": s[msr.ACTION], "nn": s[-1], "nnn": s[msr.NNN], "phi2": s[msr.PHI2],
+                "phi4": s[msr.PHI4], "phi1": s[msr.PHI1], "m": s[msr.PHI1] / V,
+                "abs_m": abs(s[msr.PHI1]) / V, "acceptance": self.last_acceptance}
 
     def gather(self):
         """The global field on the grid root (None elsewhere)."""

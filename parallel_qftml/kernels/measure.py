@@ -1,75 +1,88 @@
 """Local sums of the action pieces of one block (pure numba; exact superaccumulators).
 
-Pieces (docs/conventions.md), each an exact sum of per-site terms:
-  PHI1 = sum_x phi_x          PHI2 = sum_x phi_x**2        PHI4 = sum_x (phi_x**2)**2
-  NN   = sum_x sum_mu phi_x phi_{x+mu}
-  NNN  = sum_x sum_{mu<nu} (phi_x phi_{x+mu+nu} + phi_x phi_{x+mu-nu})
-  ACTION = sum of the terms a_x phi_x**2, b_x phi_x**4, r_x phi_x, -w_mu(x) (phi_x phi_{x+mu}),
-           -w_nnn (phi_x phi_y) over the diagonal links
+Per-site terms (docs/conventions.md), p = phi_x, p2 = p * p:
+  PHI1: p     PHI2: p2     PHI4: p2 * p2     NN_mu: p * phi_{x+mu}  (one piece per axis mu)
+  NNN:  sum over mu < nu of p * phi_{x+mu+nu} and p * phi_{x+mu-nu}, left to right
+  ACTION: ((a p2 + b (p2 p2)) + r p) - w_0(x) NN_0 - ... - w_{d-1}(x) NN_{d-1} [- w_nnn NNN]
+The terms of each tile of 2**d sites with even global corner (Geometry.tile_rows) are added in a fixed
+order (per row: x-pairs, rows in member order), and the tile sums go into exact superaccumulators.
+Tiles never straddle blocks, so the result does not depend on the rank layout, and the exact
+accumulation costs 2**d times less than per site.
 """
 import numpy as np
-from numba import njit
+from numba import int64, njit, uint64
 
 from .exactsum import add_bits, normalise, RENORM
 
-PHI1, PHI2, PHI4, NN, NNN, ACTION = range(6)
-N_PIECES = 6
+PHI1, PHI2, PHI4, NNN, ACTION, NN0 = range(6)   # NN_mu is row NN0 + mu
 
 
-@njit(cache=True, boundscheck=False)
-def _add_row(acc, o, T, Tb, n):
-    for j in range(n):
-        add_bits(acc, o, Tb[j])
+def n_pieces(ndim: int) -> int:
+    return NN0 + ndim
 
 
-@njit(cache=True, boundscheck=False)
-def local_pieces(phi, w, a, b, r, w_nnn, strides, nnn_fwd, row_base, n_last, acc, tbuf):
-    """Add this block's pieces to acc[N_PIECES, WIDTH]; rows: Geometry.rows(...) bases of ALL sites."""
-    T = tbuf[0]
-    P2 = tbuf[1]
-    Tb = T.view(np.int64)
+def make_buffers(ndim: int, n_last: int):
+    n = n_pieces(ndim)
+    return np.empty((n, n_last)), np.empty((n, n_last // 2))
+
+
+@njit(cache=True, boundscheck=False, nogil=True)
+def local_pieces(phi, w, a, b, r, w_nnn, strides, nnn_fwd, tiles, n_last, acc, R, S):
+    """Add this block's pieces to acc[n_pieces, WIDTH] (normalised on return)."""
+    d = strides.shape[0]
+    n_obs = NN0 + d
+    nh = n_last // 2
+    n_nnn = nnn_fwd.shape[0]
     count = 0
-    for row in range(row_base.shape[0]):
-        x0 = row_base[row]
-        for j in range(n_last):
-            T[j] = phi[x0 + j]
-        _add_row(acc, PHI1, T, Tb, n_last)
-        for j in range(n_last):
-            P2[j] = phi[x0 + j] * phi[x0 + j]
-            T[j] = P2[j]
-        _add_row(acc, PHI2, T, Tb, n_last)
-        for j in range(n_last):
-            T[j] = a[x0 + j] * P2[j]
-        _add_row(acc, ACTION, T, Tb, n_last)
-        for j in range(n_last):
-            T[j] = P2[j] * P2[j]
-        _add_row(acc, PHI4, T, Tb, n_last)
-        for j in range(n_last):
-            T[j] = b[x0 + j] * (P2[j] * P2[j])
-        _add_row(acc, ACTION, T, Tb, n_last)
-        for j in range(n_last):
-            T[j] = r[x0 + j] * phi[x0 + j]
-        _add_row(acc, ACTION, T, Tb, n_last)
-        for k in range(strides.shape[0]):
-            s = strides[k]
-            wl = w[k]
-            for j in range(n_last):
-                T[j] = phi[x0 + j] * phi[x0 + j + s]
-            _add_row(acc, NN, T, Tb, n_last)
-            for j in range(n_last):
-                T[j] = -(wl[x0 + j] * (phi[x0 + j] * phi[x0 + j + s]))
-            _add_row(acc, ACTION, T, Tb, n_last)
-        for k in range(nnn_fwd.shape[0]):
-            s = nnn_fwd[k]
-            for j in range(n_last):
-                T[j] = phi[x0 + j] * phi[x0 + j + s]
-            _add_row(acc, NNN, T, Tb, n_last)
-            if w_nnn != 0.0:
-                for j in range(n_last):
-                    T[j] = -(w_nnn * (phi[x0 + j] * phi[x0 + j + s]))
-                _add_row(acc, ACTION, T, Tb, n_last)
-        count += n_last * (2 + strides.shape[0] + nnn_fwd.shape[0])
+    for tile in range(tiles.shape[0]):
+        for m in range(tiles.shape[1]):
+            base = uint64(tiles[tile, m])
+            for x in range(n_last):
+                i = base + uint64(x)
+                p = phi[i]
+                p2 = p * p
+                R[PHI1, x] = p
+                R[PHI2, x] = p2
+                R[PHI4, x] = p2 * p2
+                R[ACTION, x] = (a[i] * p2 + b[i] * (p2 * p2)) + r[i] * p
+            for mu in range(d):
+                st = uint64(strides[mu])
+                wm = w[mu]
+                for x in range(n_last):
+                    i = base + uint64(x)
+                    t = phi[i] * phi[i + st]
+                    R[NN0 + mu, x] = t
+                    R[ACTION, x] = R[ACTION, x] - wm[i] * t
+            if n_nnn:
+                o = nnn_fwd[0]
+                for x in range(n_last):
+                    i = base + uint64(x)
+                    R[NNN, x] = phi[i] * phi[uint64(int64(i) + o)]
+                for k in range(1, n_nnn):
+                    o = nnn_fwd[k]
+                    for x in range(n_last):
+                        i = base + uint64(x)
+                        R[NNN, x] = R[NNN, x] + phi[i] * phi[uint64(int64(i) + o)]
+                if w_nnn != 0.0:
+                    for x in range(n_last):
+                        R[ACTION, x] = R[ACTION, x] - w_nnn * R[NNN, x]
+            else:
+                for x in range(n_last):
+                    R[NNN, x] = 0.0
+            for o in range(n_obs):
+                if m == 0:
+                    for j in range(nh):
+                        S[o, j] = R[o, 2 * j] + R[o, 2 * j + 1]
+                else:
+                    for j in range(nh):
+                        S[o, j] = S[o, j] + (R[o, 2 * j] + R[o, 2 * j + 1])
+        for o in range(n_obs):
+            Sb = S[o].view(np.int64)
+            for j in range(nh):
+                add_bits(acc, o, Sb[j])
+        count += nh
         if count > RENORM:
             normalise(acc)
             count = 0
     normalise(acc)
+

@@ -154,6 +154,17 @@ class Geometry:
         return (np.array(bases, dtype=np.int64), np.array(gbases, dtype=np.int64),
                 np.array(x0s, dtype=np.int64))
 
+    def tile_rows(self) -> np.ndarray:
+        """Row bases (as in `rows`) grouped into tiles of 2**d sites with even global corner, which
+        never straddle two blocks: shape (n_tiles, 2**(d-1)), members in lexicographic order of
+        their offsets from the corner. Measurements pre-sum each tile in a fixed order."""
+        members = list(itertools.product((0, 1), repeat=self.ndim - 1))
+        out = []
+        for corner in itertools.product(*[range(0, n, 2) for n in self.local_shape[:-1]]):
+            out.append([sum((c + m + 1) * int(self.strides[mu]) for mu, (c, m) in enumerate(zip(corner, mem))) + 1
+                        for mem in members])
+        return np.array(out, dtype=np.int64).reshape(-1, len(members))
+
     def nnn_offsets(self) -> np.ndarray:
         """Diagonal neighbour offsets, for mu < nu: +mu+nu, -mu-nu, +mu-nu, -mu+nu."""
         s = self.strides
