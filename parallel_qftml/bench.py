@@ -55,6 +55,9 @@ def _rss_bytes() -> int:
 
 
 def run_timed(comm, L: int, seconds: float) -> str:
+    from .parallel.reductions import global_int_sum, global_max
+    from .sampler import warm_up
+    warm_up()                        # compile first, so that rss0 includes numba's compiler
     rss0 = _rss_bytes()
     topo, s = _sampler(comm, L, 12345, 1.0, False)
     t0 = time.perf_counter()
@@ -62,7 +65,7 @@ def run_timed(comm, L: int, seconds: float) -> str:
     while True:                      # warm-up / calibration (compiles on the first call)
         s.sweep(1)
         n += 1
-        el = comm.allreduce(time.perf_counter() - t0, op=_max())
+        el = global_max(time.perf_counter() - t0, comm)
         if el >= 0.2 and n >= 2:
             break
     n_timed = max(2, int(seconds * n / el))
@@ -72,24 +75,14 @@ def run_timed(comm, L: int, seconds: float) -> str:
     acc = s.sweep(n_timed)
     comm.Barrier()
     dt = time.perf_counter() - t0
-    halo = comm.allreduce(s.timers["halo"], op=_max())
-    rss = comm.allreduce(_rss_bytes(), op=_sum())
-    rss0 = comm.allreduce(rss0, op=_sum())
+    halo = global_max(s.timers["halo"], comm)
+    rss = global_int_sum(_rss_bytes(), comm)
+    rss0 = global_int_sum(rss0, comm)
     V = L * L
     return (f"variant=numba-{comm.Get_size()}rank L={L} sweeps={n_timed} seconds={dt:.3f} "
             f"Msites_per_s={n_timed * V / dt / 1e6:.3f} acc={acc:.4f} halo_frac={halo / dt:.3f} "
             f"grid={'x'.join(map(str, topo.proc_grid))} peak_rss_bytes={rss} "
             f"bytes_per_site={rss / V:.1f} bytes_per_site_lattice={(rss - rss0) / V:.1f}")
-
-
-def _max():
-    from mpi4py import MPI
-    return MPI.MAX
-
-
-def _sum():
-    from mpi4py import MPI
-    return MPI.SUM
 
 
 def run_check(comm, L, sweeps, seed, delta, inhom) -> str | None:
@@ -130,7 +123,7 @@ def table(sizes, ranks, seconds, yardstick) -> int:
             out = subprocess.run([ref, "-L", str(L), "-k", "vexp", "-t", str(seconds)], capture_output=True,
                                  text=True, check=True).stdout
             c_rate = float(_parse(out.strip().splitlines()[-1])["Msites_per_s"])
-            rows.append((L, "c-vexp", c_rate, 1.0, "", "", ""))
+            rows.append((L, "c-vexp", c_rate, 1.0, "", "", "", ""))
         one = None
         for n in ranks:
             cmd = [*_mpirun(n), sys.executable, "-m", "mpi4py", "-m", "parallel_qftml.bench", "--L", str(L),
@@ -143,10 +136,12 @@ def table(sizes, ranks, seconds, yardstick) -> int:
             rate = float(d["Msites_per_s"])
             one = rate if n == 1 else one
             rows.append((L, d["variant"], rate, rate / c_rate if c_rate else float("nan"),
-                         f"{rate / one:.2f}" if one else "", d["halo_frac"], d["bytes_per_site"]))
-    print(f"{'L':>6} {'variant':<14} {'Msite/s':>9} {'/c-vexp':>8} {'/1rank':>7} {'halo':>6} {'B/site':>7}")
-    for L, v, rate, ratio, sp, halo, bps in rows:
-        print(f"{L:>6} {v:<14} {rate:>9.1f} {ratio:>8.2f} {sp:>7} {halo:>6} {bps:>7}")
+                         f"{rate / one:.2f}" if one else "", d["halo_frac"], d["bytes_per_site"],
+                         d["bytes_per_site_lattice"]))
+    print(f"{'L':>6} {'variant':<14} {'Msite/s':>9} {'/c-vexp':>8} {'/1rank':>7} {'halo':>6} {'B/site':>7} "
+          f"{'B/site(lattice)':>15}")
+    for L, v, rate, ratio, sp, halo, bps, bpl in rows:
+        print(f"{L:>6} {v:<14} {rate:>9.1f} {ratio:>8.2f} {sp:>7} {halo:>6} {bps:>7} {bpl:>15}")
     return 0
 
 
