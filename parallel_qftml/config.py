@@ -103,9 +103,8 @@ class RunConfig:
         a, ndim = self.action, self.lattice.ndim
         if a.kind == "mrf":
             if a.spread > 0:
-                extra = {"w_nnn": a.w_nnn} if a.w_nnn else {}
                 return PhiFourAction.perturbed(ndim, self.sampler.seed, a.spread,
-                                               w=a.w, a=a.a, b=a.b, r=a.r, **extra)
+                                               w=a.w, a=a.a, b=a.b, r=a.r, w_nnn=a.w_nnn)
             return PhiFourAction.homogeneous(ndim, w=a.w, a=a.a, b=a.b, r=a.r, w_nnn=a.w_nnn)
         if a.kind == "lattice":
             return PhiFourAction.from_lattice(ndim, a.kappa, a.mu2, a.lam)

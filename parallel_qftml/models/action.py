@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..config import TARGET_TERMS as PIECES
 from ..errors import UserError
 from ..rng import INIT, c3_of, fill_uniform, key_of
-
-PIECES = ("nn", "phi2", "phi4", "nnn", "phi", "i_phi2")
 
 
 def _scalar_or_array(v, shape):
