@@ -14,7 +14,7 @@ import numpy as np
 from .errors import UserError
 from .kernels.exactsum import new_accumulators
 from .kernels import measure as msr
-from .kernels.metropolis import make_buffers, update_colour
+from .kernels.metropolis import make_buffers, update_schedule
 from .parallel.halo import HaloExchange
 from .parallel.reductions import exact_global_sums, global_int_sum
 from .rng import INIT, UPDATE, c3_of, fill_uniform, key_of
@@ -53,13 +53,32 @@ class Sampler:
         elif init != "cold":
             raise UserError(f"sampler.init must be 'random' or 'cold', got {init!r}")
         self.halo.exchange(self.phi)
-        self.rows = [g.rows(c, self.nnn) for c in range(self.n_colours)]
+        rows = [g.rows(c, self.nnn) for c in range(self.n_colours)]
+        self.rows = np.array([[rows[c][k] for c in range(self.n_colours)] for k in range(3)])
+        n_rows = self.rows.shape[2]
+        self.colour_steps = [np.array([[c, 0, n_rows, -1]], dtype=np.int64) for c in range(self.n_colours)]
         self.bufs = make_buffers(g.local_shape[-1])
         self.nnn_off = g.nnn_offsets()
         self.nnn_fwd = self.nnn_off.reshape(-1, 4)[:, [0, 2]].ravel().copy()   # +mu+nu, +mu-nu
         self.sweep_count = 0
         self.timers = {"kernel": 0.0, "halo": 0.0}     # seconds, this rank (benchmarks read them)
         self.last_acceptance = float("nan")
+        # Pipelined sweep when only nearest neighbours couple and only axis 0 is split over ranks:
+        # colour 0 on axis-0 slab k, then at once colour 1 on slab k - 1 while it is in cache (one pass
+        # over memory instead of two; each colour-1 update sees final colour-0 neighbours, so the result
+        # is the same as colour by colour). Slabs 0 and n - 1 get colour 1 after the axis-0 halo.
+        self.pipelined = not self.nnn and g.ndim >= 2 and all(p == 1 for p in g.proc_grid[1:])
+        self.slab_ghosts = g.slab_ghost_pairs() if self.pipelined else (np.empty(0, np.int64),) * 2
+        if self.pipelined:
+            n, rps = g.local_shape[0], n_rows // g.local_shape[0]
+            main = []
+            for k in range(n):
+                main.append([0, k * rps, (k + 1) * rps, k])
+                if 1 <= k - 1 <= n - 2:
+                    main.append([1, (k - 1) * rps, k * rps, k - 1])
+            self.pipeline_steps = (np.array(main, dtype=np.int64),
+                                   np.array([[1, k * rps, (k + 1) * rps, k] for k in sorted({0, n - 1})],
+                                            dtype=np.int64))
         self.tiles = g.tile_rows()
         self.mbufs = msr.make_buffers(g.ndim, g.local_shape[-1])
 
@@ -72,23 +91,31 @@ class Sampler:
         acc = 0
         for _ in range(n):
             t = self.sweep_count
-            g = self.geom
             if t >= 2 ** 32:
                 raise UserError("sweep counter exceeds 2**32, the range of the Philox counter word")
-            for c in range(self.n_colours):
-                base, gbase, x0 = self.rows[c]
-                t0 = time.perf_counter()
-                acc += update_colour(self.phi, self.w, self.a, self.b, self.r, self.action.w_nnn,
-                                     g.strides, self.nnn_off, base, gbase, x0, g.local_shape[-1],
-                                     t, self.k0, self.k1, self.c3, self.delta, self.n_hits, *self.bufs)
-                t1 = time.perf_counter()
-                self.halo.exchange(self.phi, c)
-                self.timers["kernel"] += t1 - t0
-                self.timers["halo"] += time.perf_counter() - t1
+            if self.pipelined:
+                acc += self._update(self.pipeline_steps[0], t, colour=0, axes=(0,))
+                acc += self._update(self.pipeline_steps[1], t, colour=1, axes=(0,))
+            else:
+                for c in range(self.n_colours):
+                    acc += self._update(self.colour_steps[c], t, colour=c)
             self.sweep_count += 1
         total = global_int_sum(acc, self.topo.grid_comm)
         self.last_acceptance = total / (n * self.n_hits * self.geom.volume) if n else float("nan")
         return self.last_acceptance
+
+    def _update(self, steps, t, colour, axes=None) -> int:
+        """Kernel steps, then the halo exchange of the colour they finished; returns accepted count."""
+        g = self.geom
+        t0 = time.perf_counter()
+        acc = update_schedule(self.phi, self.w, self.a, self.b, self.r, self.action.w_nnn, g.strides,
+                              self.nnn_off, self.rows, steps, g.local_shape[-1], t, self.k0, self.k1,
+                              self.c3, self.delta, self.n_hits, *self.bufs, *self.slab_ghosts)
+        t1 = time.perf_counter()
+        self.halo.exchange(self.phi, colour, axes)
+        self.timers["kernel"] += t1 - t0
+        self.timers["halo"] += time.perf_counter() - t1
+        return acc
 
     def tune(self, n_sweeps: int, target_acceptance: float = 0.5) -> float:
         """Thermalise for n_sweeps; during the first 80 % adjust delta every 10 sweeps by the factor
@@ -103,6 +130,8 @@ class Sampler:
     def measure(self) -> dict:
         """Global action pieces (exact sums, bit-identical on every layout), m, |m| and acceptance."""
         g = self.geom
+        if self.pipelined:       # that sweep leaves edge and corner ghosts stale; the pieces read them
+            self.halo.exchange(self.phi)
         acc = new_accumulators(msr.n_pieces(g.ndim) + 1)
         msr.local_pieces(self.phi, self.w, self.a, self.b, self.r, self.action.w_nnn, g.strides,
                          self.nnn_fwd, self.tiles, g.local_shape[-1], acc, *self.mbufs)

@@ -154,6 +154,22 @@ class Geometry:
         return (np.array(bases, dtype=np.int64), np.array(gbases, dtype=np.int64),
                 np.array(x0s, dtype=np.int64))
 
+    def slab_ghost_pairs(self):
+        """(dst, src) flat padded indices that fill, by periodic copy, the ghosts along axes 1..d-1 of
+        the slab at local axis-0 index 0 (add k * strides[0] for slab k). Only valid when axes 1..d-1
+        are not split over ranks; used by the pipelined sweep (sampler.py)."""
+        P = self.padded_shape
+        ranges = [np.array([1])] + [np.arange(n) for n in P[1:]]
+        mesh = [m.ravel() for m in np.meshgrid(*ranges, indexing="ij")]
+        ghost = np.zeros(mesh[0].shape, dtype=bool)
+        src = [m.copy() for m in mesh]
+        for mu in range(1, self.ndim):
+            n = self.local_shape[mu]
+            ghost |= (mesh[mu] == 0) | (mesh[mu] == n + 1)
+            src[mu] = (mesh[mu] - 1) % n + 1
+        flat = lambda c: np.ravel_multi_index(tuple(x[ghost] for x in c), P).astype(np.int64)
+        return flat(mesh), flat(src)
+
     def tile_rows(self) -> np.ndarray:
         """Row bases (as in `rows`) grouped into tiles of 2**d sites with even global corner, which
         never straddle two blocks: shape (n_tiles, 2**(d-1)), members in lexicographic order of

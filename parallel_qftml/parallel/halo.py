@@ -50,10 +50,13 @@ class HaloExchange:
                 plan.append((*lists, *[np.empty(len(x)) for x in lists]))
             self.plans[colour] = plan
 
-    def exchange(self, field: np.ndarray, colour=None):
-        """Update the ghosts of `field` (flat padded) with the neighbours' sites of `colour` (None = all)."""
+    def exchange(self, field: np.ndarray, colour=None, axes=None):
+        """Update the ghosts of `field` (flat padded) with the neighbours' sites of `colour` (None = all),
+        along all axes (faces, edges, corners) or only along `axes` (faces)."""
         for mu, (face_lo, face_hi, ghost_lo, ghost_hi, b_flo, b_fhi, b_glo, b_ghi) in enumerate(
                 self.plans[colour]):
+            if axes is not None and mu not in axes:
+                continue
             if self.geom.proc_grid[mu] == 1:
                 field[ghost_lo] = field[face_hi]
                 field[ghost_hi] = field[face_lo]

@@ -55,7 +55,6 @@ def test_free_field_16x8_world():
         assert np.array_equal(other, out), f"rank {rank} measured a different series than rank {comm.rank}"
     V = np.prod(SHAPE)
     ref = exact.free_field_moments(SHAPE, A, W)
-    lines = []
     for key, scale in (("phi2", ref["phi2"]), ("action", ref["action"])):
         x = out[:, KEYS.index(key)] / V
         mean, sigma = binned_error(x, N_BINS)

@@ -17,8 +17,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-HAVE_CORE = all((REPO / "parallel_qftml" / p).exists()
-                for p in ("sampler.py", "parallel/topology.py", "models/action.py"))
 
 CONFIG = """\
 [lattice]
@@ -41,8 +39,6 @@ progress = false
 
 
 @pytest.mark.timeout(90)
-@pytest.mark.skipif(shutil.which("mpirun") is None, reason="mpirun not found")
-@pytest.mark.skipif(not HAVE_CORE, reason="core (Topology/Sampler) not written yet")
 def test_exception_on_one_rank_aborts_job(tmp_path):
     (tmp_path / "cfg.toml").write_text(CONFIG)
     cmd = [shutil.which("mpirun"), "-n", "2", "--oversubscribe"]
@@ -59,6 +55,6 @@ def test_exception_on_one_rank_aborts_job(tmp_path):
     assert "[rank 1/2]" in r.stderr and "RuntimeError" in r.stderr, r.stderr
     out = tmp_path / "out" / "abort.h5"
     if out.exists():  # rank 0 may or may not have got that far; the file must not claim completeness
-        h5py = pytest.importorskip("h5py")
+        h5py = __import__("h5py")
         with h5py.File(out, "r") as f:
             assert not f.attrs.get("complete", False)

@@ -276,14 +276,12 @@ def test_to_action_calls_documented_constructors(fake_action):
     parse_config(cfg_with({"action": {"kind": "target", "g": {"nn": -1, "phi4": 0.2}}})).to_action()
     assert fake_action.calls == [
         ("homogeneous", (2,), {"w": 1.0, "a": 1.52425, "b": 0.175, "r": 0.0, "w_nnn": 0.0}),
-        ("perturbed", (2, 12345, 0.1), {"w": (1.0, 0.9), "a": 1.52425, "b": 0.175, "r": 0.0}),
+        ("perturbed", (2, 12345, 0.1), {"w": (1.0, 0.9), "a": 1.52425, "b": 0.175, "r": 0.0, "w_nnn": 0.0}),
         ("from_lattice", (2, 1.0, -1.0, 1.0), {}),
         ("from_target", (2, {"nn": -1.0, "phi4": 0.2}), {}),
     ]
 
 
-@pytest.mark.skipif(not (REPO / "parallel_qftml" / "models" / "action.py").exists(),
-                    reason="core module models/action.py not written yet")
 @pytest.mark.parametrize("name", ["demo", "example_3d", "target_a4"])
 def test_to_action_real(name):
     load_config(REPO / "jobs" / "configs" / f"{name}.toml").to_action()

@@ -73,7 +73,6 @@ def gaussian_moments(shape, a, w, r=0.0, w_nnn=0.0):
     out = {"phi1": m.mean(), "phi2": np.diag(E2).mean(),
            "phi4": np.mean(3 * c ** 2 + 6 * c * m ** 2 + m ** 4),
            "nn": sum(E2[i, j] for i, j in nn) / V, "nnn": sum(E2[i, j] for i, j in nnn) / V}
-    wv = np.broadcast_to(np.asarray(w, dtype=float), (len(shape),))
     # <S> = 1/2 tr(M E2) + r sum m
     out["action"] = (0.5 * np.sum(M * E2) + r * m.sum()) / V
     out["sigma_max"] = math.sqrt(c.max())

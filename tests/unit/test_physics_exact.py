@@ -15,7 +15,6 @@ that the check means something; the bin length is >= 10 tau_int (Gamma method), 
 trustworthy. Seeds are fixed, so the outcome is deterministic. A failure is a bug report: never
 widen a tolerance to make it pass.
 """
-import math
 import os
 import sys
 
