@@ -1,4 +1,5 @@
-"""Command line: ``pqml info`` | ``pqml sample CONFIG [--set section.key=value ...]``.
+"""Command line: ``pqml info`` | ``pqml sample CONFIG [--set section.key=value ...] [--resume [--force]]``
+| ``pqml inspect FILE.h5``.
 
 Recommended launch under MPI: ``mpirun -n N python -m mpi4py -m parallel_qftml sample CONFIG``.
 A ``UserError`` prints ``pqml: error: <message>`` once (rank 0) and exits 2 on every rank; any other
@@ -28,6 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("config", metavar="CONFIG", help="TOML config file")
     s.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a config value (TOML syntax, e.g. --set sampler.n_sweeps=10); repeatable")
+    s.add_argument("--resume", action="store_true",
+                   help="continue from the newest valid checkpoint (start afresh if there is none)")
+    s.add_argument("--force", action="store_true",
+                   help="with --resume: accept a checkpoint whose physics config differs")
+    sub.add_parser("inspect", help="print an output or checkpoint file's metadata and datasets").add_argument(
+        "file", metavar="FILE.h5")
     return p
 
 
@@ -38,6 +45,8 @@ def info_lines(comm) -> list[str]:
     import numba
     import numpy
     from mpi4py import MPI
+
+    from .io.h5file import describe_backend
 
     vendor, ver = MPI.get_vendor()
     lib = MPI.Get_library_version().strip().splitlines()[0].strip()
@@ -52,8 +61,8 @@ def info_lines(comm) -> list[str]:
         f"mpi4py          {mpi4py.__version__}",
         f"numpy           {numpy.__version__}",
         f"numba           {numba.__version__}",
-        f"h5py            {h5py.__version__} (HDF5 {h5py.version.hdf5_version}), mpi={h5mpi}: "
-        + ("mpio (parallel HDF5)" if h5mpi else "serial (gather to rank 0)"),
+        f"h5py            {h5py.__version__} (HDF5 {h5py.version.hdf5_version}), mpi={h5mpi}",
+        f"HDF5 back-end   {describe_backend()}",
         f"threads         OMP_NUM_THREADS={env('OMP_NUM_THREADS')} NUMBA_NUM_THREADS={env('NUMBA_NUM_THREADS')} "
         f"numba.config.NUMBA_NUM_THREADS={numba.config.NUMBA_NUM_THREADS}",
         f"numba cache     NUMBA_CACHE_DIR={env('NUMBA_CACHE_DIR')}",
@@ -71,17 +80,24 @@ def _sample(args, comm) -> int:
     from .config import load_config
     from .run import run_sample
 
-    return run_sample(load_config(args.config, args.overrides), comm)
+    return run_sample(load_config(args.config, args.overrides), comm, resume=args.resume, force=args.force)
+
+
+def _inspect(args, comm) -> int:
+    from .io.inspect import inspect_lines
+    if comm.Get_rank() == 0:
+        print("\n".join(inspect_lines(args.file)))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit code (0 ok, 2 user error)."""
+    """Entry point; returns the exit code (0 ok, 2 user error, 3 stopped by a signal after a checkpoint)."""
     args = build_parser().parse_args(argv)
     from mpi4py import MPI
 
     comm = MPI.COMM_WORLD
     try:
-        return {"info": _info, "sample": _sample}[args.command](args, comm)
+        return {"info": _info, "sample": _sample, "inspect": _inspect}[args.command](args, comm)
     except UserError as e:
         if comm.Get_rank() == 0:
             msg = " ".join(str(e).split("\n"))

@@ -83,6 +83,14 @@ class OutputConfig:
     overwrite: bool = False
     plot: bool = False
     progress: bool = True
+    save_every: int = 0
+
+
+@dataclass(frozen=True)
+class CheckpointConfig:
+    every: int = 0          # sweeps between checkpoints after thermalisation; 0: only at the end and on signals
+    keep: int = 2
+    dir: str = ""           # "" -> output.path + ".ckpt"
 
 
 @dataclass(frozen=True)
@@ -92,9 +100,26 @@ class RunConfig:
     action: ActionConfig
     sampler: SamplerConfig
     output: OutputConfig
+    checkpoint: CheckpointConfig = CheckpointConfig()
     text: str = ""
     sha256: str = ""
     overrides: tuple[str, ...] = ()
+
+    @property
+    def checkpoint_dir(self) -> str:
+        return self.checkpoint.dir or self.output.path + ".ckpt"
+
+    @property
+    def physics_sha256(self) -> str:
+        """Hash of everything that determines the chain and its output series: a resumed run must
+        match it (n_sweeps may grow; lattice.proc_grid, the number of ranks and paths may change)."""
+        import json
+        from dataclasses import asdict
+        d = {"shape": self.lattice.shape, "n_replicas": self.parallel.n_replicas,
+             "action": {k: (dict(v) if k == "g" else v) for k, v in asdict(self.action).items()},
+             "sampler": {k: v for k, v in asdict(self.sampler).items() if k != "n_sweeps"},
+             "save_every": self.output.save_every}
+        return hashlib.sha256(json.dumps(d, sort_keys=True, default=list).encode()).hexdigest()
 
     def to_action(self):
         """The ``PhiFourAction`` described by ``[action]`` (perturbed couplings use sampler.seed)."""
@@ -262,16 +287,26 @@ def _sampler(t: dict) -> SamplerConfig:
 
 
 def _output(t: dict) -> OutputConfig:
-    _check_keys("output", t, ("path", "overwrite", "plot", "progress"))
+    _check_keys("output", t, ("path", "overwrite", "plot", "progress", "save_every"))
     path = _require("output", t, "path")
     if not isinstance(path, str) or not path.strip():
         raise _fail("output.path", "must be a non-empty string", path)
     return OutputConfig(path, _bool("output.overwrite", t.get("overwrite", False)),
                         _bool("output.plot", t.get("plot", False)),
-                        _bool("output.progress", t.get("progress", True)))
+                        _bool("output.progress", t.get("progress", True)),
+                        _int("output.save_every", t.get("save_every", 0), 0, what="an integer >= 0"))
 
 
-SECTIONS = ("lattice", "parallel", "action", "sampler", "output")
+def _checkpoint(t: dict) -> CheckpointConfig:
+    _check_keys("checkpoint", t, ("every", "keep", "dir"))
+    d = t.get("dir", "")
+    if not isinstance(d, str):
+        raise _fail("checkpoint.dir", "must be a string", d)
+    return CheckpointConfig(_int("checkpoint.every", t.get("every", 0), 0, what="an integer >= 0"),
+                            _int("checkpoint.keep", t.get("keep", 2), 1, what="a positive integer"), d)
+
+
+SECTIONS = ("lattice", "parallel", "action", "sampler", "output", "checkpoint")
 REQUIRED_SECTIONS = ("lattice", "action", "sampler", "output")
 
 
@@ -283,8 +318,12 @@ def from_dict(d: dict, text: str = "", overrides: Sequence[str] = ()) -> RunConf
             raise ConfigError(f"config error: missing required section [{s}]")
     t = {s: _table(s, d.get(s, {})) for s in SECTIONS}
     lattice = _lattice(t["lattice"])
+    sampler, output, checkpoint = _sampler(t["sampler"]), _output(t["output"]), _checkpoint(t["checkpoint"])
+    for key, v in (("output.save_every", output.save_every), ("checkpoint.every", checkpoint.every)):
+        if v % sampler.measure_every:
+            raise _fail(key, f"must be a multiple of sampler.measure_every = {sampler.measure_every}", v)
     return RunConfig(lattice, _parallel(t["parallel"]), _action(t["action"], lattice.ndim),
-                     _sampler(t["sampler"]), _output(t["output"]), text=text,
+                     sampler, output, checkpoint, text=text,
                      sha256=hashlib.sha256(text.encode()).hexdigest(), overrides=tuple(overrides))
 
 

@@ -6,6 +6,7 @@ and exit with code 2 on every rank.
 from __future__ import annotations
 
 EXIT_USER_ERROR = 2
+EXIT_CHECKPOINTED = 3   # stopped by SIGTERM/SIGUSR1 after writing a checkpoint; resume with --resume
 
 
 class UserError(Exception):

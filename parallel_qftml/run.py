@@ -12,8 +12,11 @@ import numpy as np
 
 from . import __version__
 from .config import RunConfig
-from .errors import OutputError
-from .io.output import ATTR_DELTA, ATTR_N_COLOURS, RunOutput, check_output_path
+from .errors import EXIT_CHECKPOINTED, OutputError, UserError
+from .io.output import check_output_path
+from .io.schema import ATTR_DELTA, ATTR_N_COLOURS
+from .parallel.reductions import bcast, replica_values
+from .signals import StopRequest
 from .log import Progress, get_logger
 
 # Test hook: raise RuntimeError on this world rank right after the topology is built
@@ -36,7 +39,7 @@ def _check_outputs(cfg: RunConfig, comm) -> None:
                 check_output_path(plot_path(cfg), cfg.output.overwrite)
         except OutputError as e:
             msg = str(e)
-    msg = comm.bcast(msg, root=0)
+    msg = bcast(msg, comm)
     if msg is not None:
         raise OutputError(msg)
 
@@ -63,27 +66,6 @@ def run_metadata(cfg: RunConfig, topo) -> dict:
     }
 
 
-def gather_replicas(topo, value):
-    """Collect one value per replica (taken from each grid root) on world rank 0.
-
-    ``value`` is a dict name -> float (returns dict name -> array(n_replicas)) or a float
-    (returns array(n_replicas)); ``None`` on other ranks."""
-    items = topo.world.gather((topo.replica, value) if topo.is_grid_root else None, root=0)
-    if not topo.is_root:
-        return None
-    n = topo.n_replicas
-    if not isinstance(value, dict):
-        out = np.full(n, np.nan)
-        for it in filter(None, items):
-            out[it[0]] = it[1]
-        return out
-    res: dict = {}
-    for it in filter(None, items):
-        for k, v in it[1].items():
-            res.setdefault(k, np.full(n, np.nan))[it[0]] = v
-    return res
-
-
 def write_plot(path: Path, sweeps: np.ndarray, action_density: np.ndarray, m: np.ndarray) -> None:
     """PNG of the histories of the action density and m (one line per replica)."""
     import matplotlib
@@ -102,77 +84,146 @@ def write_plot(path: Path, sweeps: np.ndarray, action_density: np.ndarray, m: np
     plt.close(fig)
 
 
-def run_sample(cfg: RunConfig, comm) -> int:
-    """Run ``pqml sample``: every rank of ``comm`` calls this; returns the exit code (0)."""
-    log = get_logger(comm)
-    _check_outputs(cfg, comm)  # first: cheap, and nothing is created if it fails
+def _output_exists(path, comm) -> bool:
+    return bcast(Path(path).exists() if comm.Get_rank() == 0 else None, comm)
 
+
+def _check_space(cfg: RunConfig, comm) -> None:
+    """Refuse to start when the disk cannot hold the configurations and checkpoints to be written."""
+    import shutil
+    V, R = math.prod(cfg.lattice.shape), cfg.parallel.n_replicas
+    n_save = cfg.sampler.n_sweeps // cfg.output.save_every if cfg.output.save_every else 0
+    need = 8 * V * R * n_save + 8 * V * (R + len(cfg.lattice.shape) + 3) * (cfg.checkpoint.keep + 2)
+    msg = None
+    if comm.Get_rank() == 0:
+        d = Path(cfg.output.path).absolute().parent
+        while not d.exists():
+            d = d.parent
+        free = shutil.disk_usage(d).free
+        if free < need:
+            msg = (f"not enough disk space for {cfg.output.path!r}: the run writes about {need / 2**20:.0f} MiB "
+                   f"(configurations and checkpoints), {free / 2**20:.0f} MiB free")
+    msg = bcast(msg, comm)
+    if msg:
+        raise OutputError(msg)
+
+
+def run_sample(cfg: RunConfig, comm, resume: bool = False, force: bool = False) -> int:
+    """Run ``pqml sample``: every rank of ``comm`` calls this; returns the exit code (0, or
+    EXIT_CHECKPOINTED after a stop signal). With ``resume``, continue from the newest valid checkpoint
+    (or start afresh if there is none and no output file)."""
+    log = get_logger(comm)
+    if not resume:
+        _check_outputs(cfg, comm)  # first: cheap, and nothing is created if it fails
+    _check_space(cfg, comm)
+
+    from .io.checkpoint import load_latest, write_checkpoint
+    from .io.output import RunFile
     from .parallel.topology import Topology
-    from .sampler import Sampler
+    from .sampler import TUNE_BLOCK, Sampler
 
     topo = Topology(comm, cfg.lattice.shape, n_replicas=cfg.parallel.n_replicas,
                     proc_grid=cfg.lattice.proc_grid)
     if os.environ.get(TEST_RAISE_ENV, "") == str(comm.Get_rank()):
         raise RuntimeError(f"{TEST_RAISE_ENV}={comm.Get_rank()}: test exception on rank {comm.Get_rank()}")
     action = cfg.to_action()
-
-    sc = cfg.sampler
+    sc, oc, cc = cfg.sampler, cfg.output, cfg.checkpoint
     sampler = Sampler(topo, action, seed=sc.seed, delta=sc.delta, n_hits=sc.n_hits, init=sc.init)
-    shape = "x".join(map(str, cfg.lattice.shape))
-    log.info(f"lattice {shape}, {topo.n_replicas} replica(s) x process grid "
-             f"{'x'.join(map(str, topo.proc_grid))} on {comm.Get_size()} rank(s), "
-             f"{sampler.n_colours} colours, action kind {cfg.action.kind!r}")
+    total = sc.n_therm + sc.n_sweeps
+    save_configs = oc.save_every > 0
 
-    out = None
-    if topo.is_root:
-        out = RunOutput.create(cfg.output.path, cfg.output.overwrite, run_metadata(cfg, topo),
-                               topo.n_replicas)
-    try:
-        if sc.tune and sc.n_therm > 0:
-            log.info(f"thermalising {sc.n_therm} sweeps, tuning delta to acceptance {sc.target_acceptance}")
-            sampler.tune(sc.n_therm, sc.target_acceptance)
-        elif sc.n_therm > 0:
-            log.info(f"thermalising {sc.n_therm} sweeps at delta {sc.delta}")
-            sampler.sweep(sc.n_therm)
-        deltas = gather_replicas(topo, float(sampler.delta))
-        if out is not None:
+    state = load_latest(cfg.checkpoint_dir, sampler, log.warning) if resume else None
+    if resume and state is None:
+        if _output_exists(oc.path, comm):
+            raise OutputError(f"cannot resume: {oc.path!r} exists but {cfg.checkpoint_dir!r} has no checkpoint")
+        _check_outputs(cfg, comm)
+    if state is not None and state.physics_sha256 != cfg.physics_sha256 and not force:
+        raise UserError(f"cannot resume from {state.path}: the config's lattice, action, sampler or "
+                        f"output.save_every differ from the checkpointed run (use --force to resume anyway)")
+    log.info(f"{topo.describe()}, {sampler.n_colours} colours, action kind {cfg.action.kind!r}"
+             + (f"; resuming from {state.path} at sweep {state.sweep_count}" if state else ""))
+
+    if state is not None:
+        out = RunFile.reopen(oc.path, topo, state.n_meas, state.n_saved, save_configs)
+    else:
+        meta = bcast(run_metadata(cfg, topo) if topo.is_root else None, comm)
+        meta["physics_sha256"] = cfg.physics_sha256
+        out = RunFile.create(oc.path, topo, meta, oc.overwrite, save_configs)
+        out.write_couplings(sampler)
+
+    def checkpoint():
+        out.flush()
+        path = write_checkpoint(cfg.checkpoint_dir, sampler, replica_values(topo, sampler.delta, False),
+                                out.n_meas, out.n_saved, cfg.physics_sha256, cfg.text, cc.keep)
+        log.info(f"checkpoint {path} (sweep {sampler.sweep_count})")
+
+    progress = Progress(total, enabled=topo.is_root and oc.progress)
+    progress.update(sampler.sweep_count)
+    acc_sum, n_acc = 0.0, 0
+    with StopRequest() as stop:
+        try:
+            while sampler.sweep_count < sc.n_therm:              # safe points every 10 sweeps
+                before = sampler.sweep_count
+                if sc.tune:
+                    sampler.thermalise_block(sc.n_therm, sc.target_acceptance)
+                else:
+                    sampler.sweep(min(sc.n_therm, (before // TUNE_BLOCK + 1) * TUNE_BLOCK) - before)
+                progress.update(sampler.sweep_count - before)
+                if stop.requested(comm):
+                    checkpoint()
+                    out.close(complete=False)
+                    progress.close()
+                    log.warning(f"stopped by signal at sweep {sampler.sweep_count}; resume with --resume")
+                    return EXIT_CHECKPOINTED
+            deltas = replica_values(topo, float(sampler.delta), False)
             out.set_attrs(**{ATTR_DELTA: deltas, ATTR_N_COLOURS: int(sampler.n_colours)})
-            log.info("delta = " + ", ".join(f"{d:.6g}" for d in deltas))
-
-        n_meas, rest = divmod(sc.n_sweeps, sc.measure_every)
-        acc_sum = 0.0
-        sweeps, hist_s, hist_m = [], [], []
-        volume = math.prod(cfg.lattice.shape)
-        progress = Progress(sc.n_sweeps, enabled=topo.is_root and cfg.output.progress)
-        for _ in range(n_meas):
-            acc_sum += sampler.sweep(sc.measure_every) * sc.measure_every
-            values = gather_replicas(topo, sampler.measure())
-            if out is not None:
-                out.append(sampler.sweep_count, values)
-                sweeps.append(sampler.sweep_count)
-                hist_s.append(values["action"] / volume)
-                hist_m.append(values["m"])
-            progress.update(sc.measure_every)
-        if rest:
-            acc_sum += sampler.sweep(rest) * rest
-            progress.update(rest)
-        progress.close()
-        acc = gather_replicas(topo, acc_sum / sc.n_sweeps)
-    except BaseException:
-        if out is not None:
+            while sampler.sweep_count < total:
+                n = min(sc.measure_every, total - sampler.sweep_count)
+                acc_sum += sampler.sweep(n) * n
+                n_acc += n
+                progress.update(n)
+                k = sampler.sweep_count - sc.n_therm
+                saved = False
+                if n == sc.measure_every:
+                    out.append_observables(sampler.sweep_count, replica_values(topo, sampler.measure()))
+                    if save_configs and k % oc.save_every == 0:
+                        out.save_config(sampler.sweep_count, sampler)
+                    if cc.every and k % cc.every == 0:
+                        checkpoint()
+                        saved = True
+                if stop.requested(comm):
+                    if not saved:
+                        checkpoint()
+                    out.close(complete=False)
+                    progress.close()
+                    log.warning(f"stopped by signal at sweep {sampler.sweep_count}; resume with --resume")
+                    return EXIT_CHECKPOINTED
+            checkpoint()                  # the end state: --resume is a no-op, a longer n_sweeps extends
+        except UserError:
             out.close(complete=False)
-        raise
-    if out is None:
-        return 0
+            raise
+    progress.close()
     out.close(complete=True)
-    print(f"wrote {cfg.output.path}")
-    if n_meas:
-        s, m = np.asarray(hist_s), np.asarray(hist_m)
-        if cfg.output.plot:
-            write_plot(plot_path(cfg), np.asarray(sweeps), s, m)
-            print(f"wrote {plot_path(cfg)}")
-        print(f"{n_meas} measurements x {topo.n_replicas} replica(s): <S>/V = {s.mean():.6g}, "
-              f"<m^2> = {np.mean(m ** 2):.6g}, acceptance = {np.mean(acc):.4f}, "
-              f"delta = {np.mean(deltas):.6g}")
+    acc = replica_values(topo, acc_sum / max(n_acc, 1))
+    if not topo.is_root:
+        return 0
+    print(f"wrote {oc.path}")
+    _summary(cfg, topo, deltas, acc)
     sys.stdout.flush()
     return 0
+
+
+def _summary(cfg: RunConfig, topo, deltas, acc) -> None:
+    """Plot and one-line summary from the file (rank 0)."""
+    import h5py
+    from .io import schema as S
+    with h5py.File(cfg.output.path, "r") as f:
+        g = f[S.OBSERVABLES]
+        sweeps, s, m = g[S.SWEEP][:], g["action"][:] / math.prod(cfg.lattice.shape), g["m"][:]
+    if not len(sweeps):
+        return
+    if cfg.output.plot:
+        write_plot(plot_path(cfg), sweeps, s, m)
+        print(f"wrote {plot_path(cfg)}")
+    print(f"{len(sweeps)} measurements x {topo.n_replicas} replica(s): <S>/V = {s.mean():.6g}, "
+          f"<m^2> = {np.mean(m ** 2):.6g}, acceptance = {np.mean(acc):.4f}, delta = {np.mean(deltas):.6g}")

@@ -117,14 +117,23 @@ class Sampler:
         self.timers["halo"] += time.perf_counter() - t1
         return acc
 
-    def tune(self, n_sweeps: int, target_acceptance: float = 0.5) -> float:
-        """Thermalise for n_sweeps; during the first 80 % adjust delta every 10 sweeps by the factor
-        clip(sqrt(acceptance / target), 0.5, 2); then delta is frozen. Returns the final delta."""
-        n_tune = int(TUNE_FRACTION * n_sweeps) // TUNE_BLOCK
-        for _ in range(n_tune):
-            acc = self.sweep(TUNE_BLOCK)
+    def thermalise_block(self, n_therm: int, target_acceptance: float = 0.5, tune: bool = True) -> float:
+        """Thermalise up to the next multiple of 10 sweeps (or n_therm). A block that ends within the
+        first 80 % of n_therm adjusts delta by clip(sqrt(acceptance / target), 0.5, 2); after that
+        delta is frozen. Depends only on sweep_count, so a run resumed at a block boundary continues
+        exactly. Returns delta."""
+        s = self.sweep_count
+        end = min(n_therm, (s // TUNE_BLOCK + 1) * TUNE_BLOCK)
+        acc = self.sweep(end - s)
+        n_tune = int(TUNE_FRACTION * n_therm) // TUNE_BLOCK
+        if tune and end - s == TUNE_BLOCK and end <= n_tune * TUNE_BLOCK:
             self.delta *= min(2.0, max(0.5, (max(acc, 1e-3) / target_acceptance) ** 0.5))
-        self.sweep(n_sweeps - n_tune * TUNE_BLOCK)
+        return self.delta
+
+    def tune(self, n_sweeps: int, target_acceptance: float = 0.5) -> float:
+        """Thermalise from sweep 0 to n_sweeps while tuning delta (thermalise_block); returns delta."""
+        while self.sweep_count < n_sweeps:
+            self.thermalise_block(n_sweeps, target_acceptance)
         return self.delta
 
     def measure(self) -> dict:

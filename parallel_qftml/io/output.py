@@ -1,34 +1,22 @@
-"""HDF5 output of a sampling run, written by world rank 0 with plain (serial) h5py.
+"""The measurement file of a run (docs/schema.md): observables, saved configurations, couplings.
 
-Layout (``SCHEMA_VERSION`` 1):
-    /observables/<name>   float64 (n_meas, n_replicas), resizable along axis 0, chunked
-    /observables/sweep    int64 (n_meas,), sweep count at each measurement
-    root attributes       ROOT_ATTRS (how the file was made), ``complete`` (True only after close)
+Every rank of the world calls every method (io/h5file.py). Observables arrive gathered on world rank 0;
+configurations and couplings are written block by block (collectively with MPI-IO). Crash safety: the
+metadata cache does not evict, and the file is flushed only when a checkpoint is about to be written,
+so after a kill the file on disk is the one of the last checkpoint (plus raw data beyond its extent,
+which readers do not see); `--resume` truncates it back to exactly that state.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import numpy as np
 
 from ..errors import OutputError
-
-SCHEMA_VERSION = 1
-OBSERVABLES_GROUP = "observables"
-SWEEP_DATASET = "sweep"
-ATTR_COMPLETE = "complete"
-ATTR_SCHEMA_VERSION = "schema_version"
-ATTR_DELTA = "delta"
-ATTR_N_COLOURS = "n_colours"
-# metadata keys expected at create (plus ATTR_DELTA / ATTR_N_COLOURS, set once known)
-ROOT_ATTRS = ("config_text", "config_sha256", "package_version", "seed", "global_shape", "proc_grid",
-              "n_replicas", "n_ranks", "created", "python_version", "numpy_version", "numba_version",
-              "h5py_version", "mpi_vendor", "mpi4py_version")
-# the keys of Sampler.measure(), in file order
-OBSERVABLE_NAMES = ("action", "nn", "nnn", "phi2", "phi4", "phi1", "m", "abs_m", "acceptance")
-CHUNK_BYTES = 8 * 1024
+from . import schema as S
+from .h5file import SharedH5
 
 
 def check_output_path(path: str | os.PathLike, overwrite: bool) -> None:
@@ -37,8 +25,8 @@ def check_output_path(path: str | os.PathLike, overwrite: bool) -> None:
     if p.is_dir():
         raise OutputError(f"output.path {str(path)!r} is a directory")
     if p.exists() and not overwrite:
-        raise OutputError(f"output.path {str(path)!r} exists; set output.overwrite = true "
-                          f"or choose another path")
+        raise OutputError(f"output.path {str(path)!r} exists; set output.overwrite = true, resume with "
+                          f"--resume, or choose another path")
     parent = p.absolute().parent
     while not parent.exists():
         parent = parent.parent
@@ -46,75 +34,121 @@ def check_output_path(path: str | os.PathLike, overwrite: bool) -> None:
         raise OutputError(f"output.path {str(path)!r}: directory {str(parent)!r} is not writable")
 
 
-class RunOutput:
-    """Observable time series of one run (open on world rank 0 only)."""
+def _no_evictions(f) -> None:
+    """Keep dirty metadata in memory until an explicit flush (see the module docstring)."""
+    try:
+        c = f.id.get_mdc_config()
+        c.evictions_enabled = False
+        c.incr_mode = 0          # H5C_incr__off
+        c.flash_incr_mode = 0    # H5C_flash_incr__off
+        c.decr_mode = 0          # H5C_decr__off
+        f.id.set_mdc_config(c)
+    except Exception:            # not supported by this HDF5 build: flushes still bound the damage
+        pass
 
-    def __init__(self, f, n_replicas: int):
-        self.f, self.n_replicas = f, n_replicas
-        self.group = f[OBSERVABLES_GROUP]
-        self.n_meas = 0
+
+class RunFile:
+    """Open on every rank of topo.world. Use create() or reopen()."""
+
+    def __init__(self, h5: SharedH5, topo, n_meas: int, n_saved: int):
+        self.h5, self.topo = h5, topo
+        self.n_meas, self.n_saved = n_meas, n_saved
+        self.R = topo.n_replicas
+        self.shape = tuple(topo.shape)
+        if h5.f is not None:
+            _no_evictions(h5.f)
 
     @classmethod
-    def create(cls, path: str | os.PathLike, overwrite: bool, metadata: Mapping, n_replicas: int,
-               names: Sequence[str] = OBSERVABLE_NAMES) -> "RunOutput":
-        import h5py
-
-        check_output_path(path, overwrite)
-        Path(path).absolute().parent.mkdir(parents=True, exist_ok=True)
-        f = h5py.File(path, "w")
-        for k, v in metadata.items():
-            if v is not None:
-                f.attrs[k] = v
-        f.attrs[ATTR_SCHEMA_VERSION] = SCHEMA_VERSION
-        f.attrs[ATTR_COMPLETE] = False
-        f.create_group(OBSERVABLES_GROUP)
-        out = cls(f, n_replicas)
-        out.group.create_dataset(SWEEP_DATASET, shape=(0,), maxshape=(None,), dtype=np.int64,
-                                 chunks=(CHUNK_BYTES // 8,))
-        for name in names:
-            out._create(name)
-        f.flush()
-        return out
-
-    def _create(self, name: str) -> None:
-        rows = max(1, CHUNK_BYTES // (8 * self.n_replicas))
-        ds = self.group.create_dataset(name, shape=(self.n_meas, self.n_replicas),
-                                       maxshape=(None, self.n_replicas), dtype=np.float64,
-                                       chunks=(rows, self.n_replicas), fillvalue=np.nan)
-        ds.attrs["shape_meaning"] = "(measurement, replica)"
-
-    def set_attrs(self, **attrs) -> None:
-        """Set root attributes (e.g. the tuned ``delta``, ``n_colours``)."""
-        for k, v in attrs.items():
-            self.f.attrs[k] = v
-        self.f.flush()
-
-    def append(self, sweep: int, values: Mapping[str, np.ndarray]) -> None:
-        """Add one measurement: ``values[name]`` has one entry per replica. A name not seen before
-        gets a new dataset (earlier rows NaN); a registered name missing here is written as NaN."""
-        for name in values:
-            if name not in self.group:
-                self._create(name)
-        n = self.n_meas + 1
-        sw = self.group[SWEEP_DATASET]
-        sw.resize((n,))
-        sw[n - 1] = sweep
-        for name, ds in self.group.items():
-            if name == SWEEP_DATASET:
-                continue
-            ds.resize((n, self.n_replicas))
-            if name in values:
-                ds[n - 1, :] = np.asarray(values[name], dtype=np.float64).reshape(self.n_replicas)
-        self.n_meas = n
-        self.f.flush()
-
-    def close(self, complete: bool = True) -> None:
-        if self.f:
-            self.f.attrs[ATTR_COMPLETE] = bool(complete)
-            self.f.close()
-
-    def __enter__(self) -> "RunOutput":
+    def create(cls, path, topo, metadata: Mapping, overwrite: bool, save_configs: bool) -> "RunFile":
+        """New file; metadata values must be the same on every rank (broadcast them first)."""
+        world = topo.world
+        Path(path).absolute().parent.mkdir(parents=True, exist_ok=True) if world.Get_rank() == 0 else None
+        world.Barrier()
+        h5 = SharedH5(path, "w", world)
+        self = cls(h5, topo, 0, 0)
+        R, shape = self.R, self.shape
+        h5.set_attrs(**{k: v for k, v in metadata.items() if v is not None})
+        h5.set_attrs(**{S.ATTR_SCHEMA_VERSION: S.SCHEMA_VERSION, S.ATTR_COMPLETE: False,
+                        S.ATTR_BACKEND: h5.backend})
+        h5.require_group(S.OBSERVABLES)
+        h5.create_dataset(f"{S.OBSERVABLES}/{S.SWEEP}", shape=(0,), maxshape=(None,), dtype=np.int64,
+                          chunks=(S.OBS_CHUNK_ROWS,))
+        for name in S.OBSERVABLE_NAMES:
+            h5.create_dataset(f"{S.OBSERVABLES}/{name}", shape=(0, R), maxshape=(None, R), dtype=np.float64,
+                              chunks=(S.OBS_CHUNK_ROWS, R), fillvalue=np.nan)
+            h5.make_scale(f"{S.OBSERVABLES}/{S.SWEEP}", f"{S.OBSERVABLES}/{name}")
+        if save_configs:
+            h5.require_group(S.CONFIGS)
+            h5.create_dataset(f"{S.CONFIGS}/{S.SWEEP}", shape=(0,), maxshape=(None,), dtype=np.int64,
+                              chunks=(S.OBS_CHUNK_ROWS,))
+            h5.create_dataset(f"{S.CONFIGS}/{S.PHI}", shape=(0, R, *shape), maxshape=(None, R, *shape),
+                              dtype=np.float64, chunks=(1, 1, *shape))
+            h5.make_scale(f"{S.CONFIGS}/{S.SWEEP}", f"{S.CONFIGS}/{S.PHI}")
         return self
 
-    def __exit__(self, exc_type, *exc) -> None:
-        self.close(complete=exc_type is None)
+    @classmethod
+    def reopen(cls, path, topo, n_meas: int, n_saved: int, save_configs: bool) -> "RunFile":
+        """Open an existing file for appending, truncated to n_meas measurements and n_saved
+        configurations (the state of the checkpoint being resumed)."""
+        h5 = SharedH5(path, "r+", topo.world)
+        self = cls(h5, topo, n_meas, n_saved)
+        for name in S.OBSERVABLE_NAMES + (S.SWEEP,):
+            h5.resize(f"{S.OBSERVABLES}/{name}", n_meas)
+        if save_configs:
+            h5.resize(f"{S.CONFIGS}/{S.SWEEP}", n_saved)
+            h5.resize(f"{S.CONFIGS}/{S.PHI}", n_saved)
+        h5.set_attrs(**{S.ATTR_COMPLETE: False})
+        h5.flush()
+        return self
+
+    def set_attrs(self, **attrs):
+        self.h5.set_attrs(**attrs)
+
+    def append_observables(self, sweep: int, values: Mapping[str, np.ndarray] | None):
+        """One measurement; `values` (name -> array(n_replicas)) is needed on world rank 0 only."""
+        n = self.n_meas + 1
+        for name in S.OBSERVABLE_NAMES + (S.SWEEP,):
+            self.h5.resize(f"{S.OBSERVABLES}/{name}", n)
+        self.h5.write_root(f"{S.OBSERVABLES}/{S.SWEEP}", n - 1, sweep)
+        if self.h5.root:
+            for name in S.OBSERVABLE_NAMES:
+                self.h5.write_root(f"{S.OBSERVABLES}/{name}", n - 1,
+                                   np.asarray(values[name], dtype=np.float64).reshape(self.R))
+        self.n_meas = n
+
+    def save_config(self, sweep: int, sampler):
+        """Append the current configuration of every replica (each rank writes its block)."""
+        n = self.n_saved + 1
+        self.h5.resize(f"{S.CONFIGS}/{S.SWEEP}", n)
+        self.h5.resize(f"{S.CONFIGS}/{S.PHI}", n)
+        self.h5.write_root(f"{S.CONFIGS}/{S.SWEEP}", n - 1, sweep)
+        g = sampler.geom
+        self.h5.write_blocks(f"{S.CONFIGS}/{S.PHI}", (n - 1, self.topo.replica), sampler.interior(),
+                             g.global_slices)
+        self.n_saved = n
+
+    def write_couplings(self, sampler):
+        write_couplings(self.h5, sampler, self.shape)
+
+    def flush(self):
+        self.h5.flush()
+
+    def close(self, complete: bool):
+        self.h5.set_attrs(**{S.ATTR_COMPLETE: bool(complete)})
+        self.h5.close()
+
+
+def write_couplings(h5: SharedH5, sampler, shape):
+    """/couplings/{w, a, b, r} from the sampler's blocks (replica 0's ranks write; all hold the same)."""
+    g = sampler.geom
+    d = len(shape)
+    h5.require_group(S.COUPLINGS)
+    h5.create_dataset(f"{S.COUPLINGS}/w", shape=(d, *shape), dtype=np.float64)
+    for name in ("a", "b", "r"):
+        h5.create_dataset(f"{S.COUPLINGS}/{name}", shape=shape, dtype=np.float64)
+    h5.set_attrs(S.COUPLINGS, **{S.ATTR_W_NNN: float(sampler.action.w_nnn)})
+    interior = lambda x: x.reshape(g.padded_shape)[g.interior]
+    w = np.stack([interior(sampler.w[mu]) for mu in range(d)])
+    h5.write_blocks(f"{S.COUPLINGS}/w", (slice(None),), w, g.global_slices)
+    for name in ("a", "b", "r"):
+        h5.write_blocks(f"{S.COUPLINGS}/{name}", (), interior(getattr(sampler, name)), g.global_slices)

@@ -28,3 +28,42 @@ def global_max(value: float, comm) -> float:
 
 def any_rank(flag: bool, comm) -> bool:
     return bool(comm.allreduce(bool(flag), op=MPI.LOR))
+
+
+def bcast(obj, comm, root: int = 0):
+    return comm.bcast(obj, root=root)
+
+
+def gather_to_root(obj, comm, root: int = 0):
+    """Python objects of all ranks on `root` (rank order), None elsewhere."""
+    return comm.gather(obj, root=root)
+
+
+def xor_reduce(value: int, comm) -> int:
+    """Bitwise XOR of a uint64 over the ranks (checksums; order-independent)."""
+    return int(comm.allreduce(np.uint64(value), op=MPI.BXOR))
+
+
+def first_message(msg, comm):
+    """The first non-None message over the ranks (rank order), on every rank; None if there is none."""
+    return next((m for m in comm.allgather(msg) if m is not None), None)
+
+
+def replica_values(topo, value, root_only: bool = True):
+    """One value per replica (taken from each replica's grid root): on world rank 0 (root_only) or on
+    every rank. A dict of floats gives a dict of arrays(n_replicas); a float an array(n_replicas)."""
+    mine = (topo.replica, value) if topo.is_grid_root else None
+    items = topo.world.gather(mine, root=0) if root_only else topo.world.allgather(mine)
+    if items is None:
+        return None
+    n = topo.n_replicas
+    if not isinstance(value, dict):
+        out = np.full(n, np.nan)
+        for it in filter(None, items):
+            out[it[0]] = it[1]
+        return out
+    res: dict = {}
+    for it in filter(None, items):
+        for k, v in it[1].items():
+            res.setdefault(k, np.full(n, np.nan))[it[0]] = v
+    return res

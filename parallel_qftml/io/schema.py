@@ -1,0 +1,44 @@
+"""The HDF5 schema: every dataset and attribute name, shape and dtype (docs/schema.md).
+
+Measurement file (output.path), SCHEMA_VERSION 2:
+    /observables/<name>   float64 (n_meas, n_replicas), one row per measurement, chunked, growing
+    /observables/sweep    int64 (n_meas,)  sweep count after each measurement (dimension scale)
+    /configs/phi          float64 (n_saved, n_replicas, *global_shape), chunk = one replica's field
+    /configs/sweep        int64 (n_saved,)  sweep count of each saved configuration (dimension scale)
+    /couplings/w          float64 (d, *global_shape)  w[mu, x] couples x and x + e_mu
+    /couplings/a, b, r    float64 global_shape;  attribute w_nnn on /couplings
+    root attributes       ROOT_ATTRS, delta (n_replicas,), n_colours, backend, schema_version,
+                          complete (True only after a run finished)
+Checkpoint file (checkpoint.dir/ckpt-<sweep>.h5):
+    /phi                  float64 (n_replicas, *global_shape)
+    /couplings/...        as above
+    attributes            CKPT_ATTRS and checksum:<dataset> (uint64, layout-independent)
+"""
+SCHEMA_VERSION = 2
+
+OBSERVABLES = "observables"
+SWEEP = "sweep"
+CONFIGS = "configs"
+PHI = "phi"
+COUPLINGS = "couplings"
+COUPLING_NAMES = ("w", "a", "b", "r")
+ATTR_W_NNN = "w_nnn"
+
+# the keys of Sampler.measure(), in file order
+OBSERVABLE_NAMES = ("action", "nn", "nnn", "phi2", "phi4", "phi1", "m", "abs_m", "acceptance")
+OBS_CHUNK_ROWS = 1024
+
+ATTR_SCHEMA_VERSION = "schema_version"
+ATTR_COMPLETE = "complete"
+ATTR_DELTA = "delta"
+ATTR_N_COLOURS = "n_colours"
+ATTR_BACKEND = "backend"
+ROOT_ATTRS = ("config_text", "config_sha256", "physics_sha256", "config_overrides", "package_version",
+              "seed", "global_shape", "proc_grid", "n_replicas", "n_ranks", "created", "python_version",
+              "numpy_version", "numba_version", "h5py_version", "mpi_vendor", "mpi4py_version")
+
+CKPT_PREFIX = "ckpt-"
+CKPT_SUFFIX = ".h5"
+CKPT_ATTRS = ("sweep_count", "delta", "n_meas", "n_saved", "physics_sha256", "config_text",
+              "package_version", "created", "n_ranks_written")
+CHECKSUM_PREFIX = "checksum:"
