@@ -84,8 +84,24 @@ def write_plot(path: Path, sweeps: np.ndarray, action_density: np.ndarray, m: np
     plt.close(fig)
 
 
-def _output_exists(path, comm) -> bool:
-    return bcast(Path(path).exists() if comm.Get_rank() == 0 else None, comm)
+def _restart_check(cfg: RunConfig, comm) -> None:
+    """--resume without a checkpoint: start afresh, overwriting an output file only if it is an
+    incomplete file of the same physics (a run killed before its first checkpoint)."""
+    msg = None
+    if comm.Get_rank() == 0 and Path(cfg.output.path).exists():
+        import h5py
+        try:
+            with h5py.File(cfg.output.path, "r") as f:
+                ok = not bool(f.attrs.get("complete", True)) and \
+                    f.attrs.get("physics_sha256", "") == cfg.physics_sha256
+        except OSError as e:
+            ok, msg = False, f"cannot resume: {cfg.output.path!r} is not readable ({e})"
+        if not ok and msg is None:
+            msg = (f"cannot resume: {cfg.output.path!r} exists but {cfg.checkpoint_dir!r} has no checkpoint "
+                   f"(and the file is complete or of another config)")
+    msg = bcast(msg, comm)
+    if msg:
+        raise OutputError(msg)
 
 
 def _check_space(cfg: RunConfig, comm) -> None:
@@ -134,9 +150,7 @@ def run_sample(cfg: RunConfig, comm, resume: bool = False, force: bool = False) 
 
     state = load_latest(cfg.checkpoint_dir, sampler, log.warning) if resume else None
     if resume and state is None:
-        if _output_exists(oc.path, comm):
-            raise OutputError(f"cannot resume: {oc.path!r} exists but {cfg.checkpoint_dir!r} has no checkpoint")
-        _check_outputs(cfg, comm)
+        _restart_check(cfg, comm)
     if state is not None and state.physics_sha256 != cfg.physics_sha256 and not force:
         raise UserError(f"cannot resume from {state.path}: the config's lattice, action, sampler or "
                         f"output.save_every differ from the checkpointed run (use --force to resume anyway)")
@@ -148,8 +162,7 @@ def run_sample(cfg: RunConfig, comm, resume: bool = False, force: bool = False) 
     else:
         meta = bcast(run_metadata(cfg, topo) if topo.is_root else None, comm)
         meta["physics_sha256"] = cfg.physics_sha256
-        out = RunFile.create(oc.path, topo, meta, oc.overwrite, save_configs)
-        out.write_couplings(sampler)
+        out = RunFile.create(oc.path, topo, meta, True, save_configs, sampler)   # path checked above
 
     def checkpoint():
         out.flush()

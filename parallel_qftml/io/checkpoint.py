@@ -20,7 +20,7 @@ from .. import __version__
 from ..errors import UserError
 from ..parallel.reductions import bcast, first_message, xor_reduce
 from . import schema as S
-from .h5file import SharedH5
+from .h5file import SharedH5, test_pause
 
 GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
@@ -106,6 +106,7 @@ def write_checkpoint(directory: str, sampler, deltas: np.ndarray, n_meas: int, n
         # couplings are identical in every replica: count them once (replica 0)
         c = block_checksum(block, gshape, offset) if (name == S.PHI or topo.replica == 0) else 0
         sums[name] = xor_reduce(c, world)
+        test_pause("checkpoint")
     h5.set_attrs(S.COUPLINGS, **{S.ATTR_W_NNN: float(sampler.action.w_nnn)})
     h5.set_attrs(**{
         "sweep_count": int(sampler.sweep_count), "delta": np.asarray(deltas, dtype=np.float64),
@@ -176,6 +177,9 @@ def load_latest(directory: str, sampler, warn) -> State | None:
     Invalid ones are reported through `warn` (one line naming the file) and skipped; if every one is
     invalid, CheckpointError."""
     world = sampler.topo.world
+    if world.Get_rank() == 0:       # leftovers of a checkpoint that was being written when killed
+        for tmp in glob.glob(os.path.join(directory, f"{S.CKPT_PREFIX}*{S.CKPT_SUFFIX}.tmp")):
+            os.remove(tmp)
     paths = bcast(list_checkpoints(directory) if world.Get_rank() == 0 else None, world)
     tried = []
     for path in paths:

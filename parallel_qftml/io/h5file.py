@@ -19,6 +19,17 @@ from ..errors import OutputError
 from ..parallel.reductions import bcast, gather_to_root
 
 BACKEND_ENV = "PQML_H5_BACKEND"
+# Test hook (tests/unit/test_crash.py): pause at a named point of a write so that a test can kill the
+# job exactly there. PQML_TEST_PAUSE_AT=checkpoint|config, PQML_TEST_PAUSE_SECONDS (default 30).
+PAUSE_ENV = "PQML_TEST_PAUSE_AT"
+
+
+def test_pause(point: str) -> None:
+    if os.environ.get(PAUSE_ENV) == point:
+        import sys
+        import time
+        print(f"PQML_TEST_PAUSE {point}", file=sys.stderr, flush=True)
+        time.sleep(float(os.environ.get("PQML_TEST_PAUSE_SECONDS", "30")))
 
 
 def backend_name() -> str:

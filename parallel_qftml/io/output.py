@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import OutputError
 from . import schema as S
-from .h5file import SharedH5
+from .h5file import SharedH5, test_pause
 
 
 def check_output_path(path: str | os.PathLike, overwrite: bool) -> None:
@@ -59,14 +59,26 @@ class RunFile:
             _no_evictions(h5.f)
 
     @classmethod
-    def create(cls, path, topo, metadata: Mapping, overwrite: bool, save_configs: bool) -> "RunFile":
-        """New file; metadata values must be the same on every rank (broadcast them first)."""
+    def create(cls, path, topo, metadata: Mapping, overwrite: bool, save_configs: bool,
+               sampler=None) -> "RunFile":
+        """New file with its datasets (and the sampler's couplings), created under a temporary name and
+        renamed when complete, so that `path` is never a half-made file; metadata values must be the
+        same on every rank (broadcast them first)."""
+        from ..parallel.reductions import bcast
         world = topo.world
-        Path(path).absolute().parent.mkdir(parents=True, exist_ok=True) if world.Get_rank() == 0 else None
-        world.Barrier()
-        h5 = SharedH5(path, "w", world)
-        self = cls(h5, topo, 0, 0)
-        R, shape = self.R, self.shape
+        msg = None
+        if world.Get_rank() == 0:
+            try:
+                check_output_path(path, overwrite)
+                Path(path).absolute().parent.mkdir(parents=True, exist_ok=True)
+            except (OutputError, OSError) as e:
+                msg = str(e)
+        msg = bcast(msg, world)
+        if msg:
+            raise OutputError(msg)
+        tmp = f"{path}.part"
+        h5 = SharedH5(tmp, "w", world)
+        R, shape = topo.n_replicas, tuple(topo.shape)
         h5.set_attrs(**{k: v for k, v in metadata.items() if v is not None})
         h5.set_attrs(**{S.ATTR_SCHEMA_VERSION: S.SCHEMA_VERSION, S.ATTR_COMPLETE: False,
                         S.ATTR_BACKEND: h5.backend})
@@ -84,7 +96,13 @@ class RunFile:
             h5.create_dataset(f"{S.CONFIGS}/{S.PHI}", shape=(0, R, *shape), maxshape=(None, R, *shape),
                               dtype=np.float64, chunks=(1, 1, *shape))
             h5.make_scale(f"{S.CONFIGS}/{S.SWEEP}", f"{S.CONFIGS}/{S.PHI}")
-        return self
+        if sampler is not None:
+            write_couplings(h5, sampler, shape)
+        h5.close()
+        if world.Get_rank() == 0:
+            os.replace(tmp, path)
+        world.Barrier()
+        return cls(SharedH5(path, "r+", world), topo, 0, 0)
 
     @classmethod
     def reopen(cls, path, topo, n_meas: int, n_saved: int, save_configs: bool) -> "RunFile":
@@ -123,12 +141,10 @@ class RunFile:
         self.h5.resize(f"{S.CONFIGS}/{S.PHI}", n)
         self.h5.write_root(f"{S.CONFIGS}/{S.SWEEP}", n - 1, sweep)
         g = sampler.geom
+        test_pause("config")
         self.h5.write_blocks(f"{S.CONFIGS}/{S.PHI}", (n - 1, self.topo.replica), sampler.interior(),
                              g.global_slices)
         self.n_saved = n
-
-    def write_couplings(self, sampler):
-        write_couplings(self.h5, sampler, self.shape)
 
     def flush(self):
         self.h5.flush()

@@ -23,6 +23,7 @@ TEST_VALUES = {
     "TIME": "00:10:00",
     "CONFIG": "jobs/configs/demo.toml",
     "VENV": "/opt/venvs/pqml",
+    "SIGNAL_SECONDS": "120",
 }
 
 

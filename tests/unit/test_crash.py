@@ -1,0 +1,165 @@
+"""Crash safety and stop signals on 2 ranks (subprocesses under mpirun).
+
+A run killed with SIGKILL at random moments and at two chosen ones (inside a checkpoint write, inside
+a configuration write), resumed each time, ends bit-identical to the uninterrupted run, and its
+measurement file is readable after every kill. SIGUSR1 (via mpirun) and SIGTERM (to the process, as
+SLURM sends it) stop a run with a checkpoint and exit code 3; resuming completes it identically."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIG = """\
+[lattice]
+shape = [64, 32]
+[action]
+kind = "mrf"
+a = 1.3
+b = 0.2
+spread = 0.1
+[sampler]
+seed = 99
+n_therm = 40
+n_sweeps = 1500
+measure_every = 2
+[output]
+path = "{path}"
+save_every = 20
+progress = false
+[checkpoint]
+every = 100
+keep = 2
+"""
+
+
+def env(**extra):
+    return dict(os.environ, PYTHONPATH=str(REPO), OMPI_MCA_btl_vader_single_copy_mechanism="none",
+                OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+                OMPI_MCA_rmaps_base_oversubscribe="1", **extra)
+
+
+def cmd(n, cfg, *args):
+    c = [sys.executable, "-m", "mpi4py", "-m", "parallel_qftml", "sample", str(cfg), *args]
+    if n > 1:
+        c = ["mpirun", "-n", str(n), "--oversubscribe", *(["--allow-run-as-root"] if os.geteuid() == 0 else []), *c]
+    return c
+
+
+def start(n, cfg, *args, **extra):
+    return subprocess.Popen(cmd(n, cfg, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env(**extra), start_new_session=True)
+
+
+def run(n, cfg, *args):
+    r = subprocess.run(cmd(n, cfg, *args), capture_output=True, text=True, env=env(), timeout=300)
+    assert r.returncode == 0, r.stderr
+    return r
+
+
+def kill_group(p):
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait(timeout=30)
+
+
+def read(path):
+    """Everything in the measurement file (raises if it is unreadable)."""
+    with h5py.File(path, "r") as f:
+        out = {}
+        f.visititems(lambda k, v: out.__setitem__(k, v[()]) if isinstance(v, h5py.Dataset) else None)
+        out["complete"] = bool(f.attrs["complete"])
+    return out
+
+
+def same(a, b):
+    assert sorted(a) == sorted(b)
+    for k in a:
+        assert np.array_equal(a[k], b[k]), k
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ref")
+    cfg = tmp / "ref.toml"
+    cfg.write_text(CONFIG.format(path=tmp / "ref.h5"))
+    run(2, cfg)
+    return read(tmp / "ref.h5")
+
+
+def wait_for(p, marker, timeout=120):
+    """Read stderr lines until `marker` appears (the pause hook prints it)."""
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        line = p.stderr.readline()
+        if marker in line:
+            return
+        if not line and p.poll() is not None:
+            raise AssertionError(f"process ended before {marker!r}")
+    raise AssertionError(f"no {marker!r} within {timeout} s")
+
+
+def test_sigkill_at_random_moments_then_resume_is_bit_identical(tmp_path, reference):
+    cfg = tmp_path / "run.toml"
+    out = tmp_path / "run.h5"
+    cfg.write_text(CONFIG.format(path=out))
+    rng = np.random.default_rng(20261123)
+    kills = ["random", "checkpoint", "random", "config", "random"]
+    survived = 0
+    for k, moment in enumerate(kills):
+        args = ("--resume",) if k else ()
+        if moment == "random":
+            p = start(2, cfg, *args)
+            time.sleep(rng.uniform(1.5, 4.0))
+            if p.poll() is None:
+                kill_group(p)
+            else:
+                survived += 1
+        else:
+            p = start(2, cfg, *args, PQML_TEST_PAUSE_AT=moment)
+            wait_for(p, f"PQML_TEST_PAUSE {moment}")
+            kill_group(p)
+        if out.exists():
+            data = read(out)            # readable after every kill
+            assert not data["complete"] or survived
+    run(2, cfg, "--resume")
+    same(read(out), reference)
+
+
+@pytest.mark.parametrize("how", ["usr1-mpirun", "term-1rank"])
+def test_stop_signal_checkpoints_and_exits_3(tmp_path, reference, how):
+    cfg = tmp_path / "run.toml"
+    out = tmp_path / "run.h5"
+    cfg.write_text(CONFIG.format(path=out))
+    n = 2 if how == "usr1-mpirun" else 1
+    p = start(n, cfg, PQML_TEST_PAUSE_AT="config", PQML_TEST_PAUSE_SECONDS="1")
+    wait_for(p, "PQML_TEST_PAUSE config")        # sampling is under way
+    os.kill(p.pid, signal.SIGUSR1 if n == 2 else signal.SIGTERM)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 3, err
+    assert "stopped by signal" in err
+    assert not read(out)["complete"]
+    ck = sorted((tmp_path / "run.h5.ckpt").glob("ckpt-*.h5"))
+    assert ck, "no checkpoint written"
+    run(2, cfg, "--resume")
+    same(read(out), reference)
+
+
+def test_unwritable_or_full_disk_is_refused_before_sampling(tmp_path):
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(CONFIG.format(path="/etc/hostname/run.h5"))
+    r = subprocess.run(cmd(1, cfg), capture_output=True, text=True, env=env(), timeout=120)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "not writable" in r.stderr
+    big = CONFIG.format(path=tmp_path / "big.h5").replace("[64, 32]", "[65536, 65536]").replace(
+        "n_sweeps = 1500", "n_sweeps = 1000000")
+    cfg.write_text(big)
+    r = subprocess.run(cmd(1, cfg), capture_output=True, text=True, env=env(), timeout=120)
+    assert r.returncode == 2 and "not enough disk space" in r.stderr and r.stderr.count("\n") == 1
+    assert not (tmp_path / "big.h5").exists()
