@@ -2,7 +2,6 @@
 serially equal to the gathered fields, bit for bit; also with replicas x grid; and checkpoints
 written on this world load on one rank."""
 import h5py
-import numpy as np
 import pytest
 from mpi4py import MPI
 
