@@ -170,6 +170,14 @@ def run_sample(cfg: RunConfig, comm, resume: bool = False, force: bool = False) 
                                 out.n_meas, out.n_saved, cfg.physics_sha256, cfg.text, cc.keep)
         log.info(f"checkpoint {path} (sweep {sampler.sweep_count})")
 
+    def stop_here(written: bool) -> int:
+        if not written:
+            checkpoint()
+        out.close(complete=False)
+        progress.close()
+        log.warning(f"stopped by signal at sweep {sampler.sweep_count}; resume with --resume")
+        return EXIT_CHECKPOINTED
+
     progress = Progress(total, enabled=topo.is_root and oc.progress)
     progress.update(sampler.sweep_count)
     acc_sum, n_acc = 0.0, 0
@@ -183,11 +191,7 @@ def run_sample(cfg: RunConfig, comm, resume: bool = False, force: bool = False) 
                     sampler.sweep(min(sc.n_therm, (before // TUNE_BLOCK + 1) * TUNE_BLOCK) - before)
                 progress.update(sampler.sweep_count - before)
                 if stop.requested(comm):
-                    checkpoint()
-                    out.close(complete=False)
-                    progress.close()
-                    log.warning(f"stopped by signal at sweep {sampler.sweep_count}; resume with --resume")
-                    return EXIT_CHECKPOINTED
+                    return stop_here(written=False)
             deltas = replica_values(topo, float(sampler.delta), False)
             out.set_attrs(**{ATTR_DELTA: deltas, ATTR_N_COLOURS: int(sampler.n_colours)})
             while sampler.sweep_count < total:
@@ -205,12 +209,7 @@ def run_sample(cfg: RunConfig, comm, resume: bool = False, force: bool = False) 
                         checkpoint()
                         saved = True
                 if stop.requested(comm):
-                    if not saved:
-                        checkpoint()
-                    out.close(complete=False)
-                    progress.close()
-                    log.warning(f"stopped by signal at sweep {sampler.sweep_count}; resume with --resume")
-                    return EXIT_CHECKPOINTED
+                    return stop_here(written=saved)
             checkpoint()                  # the end state: --resume is a no-op, a longer n_sweeps extends
         except UserError:
             out.close(complete=False)
