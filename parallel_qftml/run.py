@@ -52,8 +52,9 @@ def run_metadata(cfg: RunConfig, topo) -> dict:
     from mpi4py import MPI
 
     vendor, ver = MPI.get_vendor()
+    import uuid
     return {
-        "config_text": cfg.text, "config_sha256": cfg.sha256,
+        "run_id": uuid.uuid4().hex, "config_text": cfg.text, "config_sha256": cfg.sha256,
         "config_overrides": "\n".join(cfg.overrides),
         "package_version": __version__, "seed": np.uint64(cfg.sampler.seed),
         "global_shape": np.asarray(cfg.lattice.shape, dtype=np.int64),
@@ -82,6 +83,22 @@ def write_plot(path: Path, sweeps: np.ndarray, action_density: np.ndarray, m: np
         axes[0].legend(fontsize="small")
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def _clear_checkpoints(cfg: RunConfig, comm, allowed: bool) -> None:
+    """A fresh start must not leave an earlier run's checkpoints beside its own (a later --resume would
+    pick them up): delete them if the output may be overwritten, else refuse."""
+    from .io.checkpoint import list_checkpoints, remove_checkpoints
+    msg = None
+    if comm.Get_rank() == 0 and list_checkpoints(cfg.checkpoint_dir):
+        if allowed:
+            remove_checkpoints(cfg.checkpoint_dir)
+        else:
+            msg = (f"{cfg.checkpoint_dir!r} holds checkpoints of an earlier run: resume it with --resume, "
+                   f"set output.overwrite = true, or delete them")
+    msg = bcast(msg, comm)
+    if msg:
+        raise OutputError(msg)
 
 
 def _restart_check(cfg: RunConfig, comm) -> None:
@@ -154,25 +171,36 @@ def run_sample(cfg: RunConfig, comm, resume: bool = False, force: bool = False) 
     if state is not None and state.physics_sha256 != cfg.physics_sha256 and not force:
         raise UserError(f"cannot resume from {state.path}: the config's lattice, action, sampler or "
                         f"output.save_every differ from the checkpointed run (use --force to resume anyway)")
+    if state is not None and state.sweep_count > total:
+        raise UserError(f"cannot resume from {state.path}: it is at sweep {state.sweep_count}, beyond "
+                        f"n_therm + n_sweeps = {total}")
+    if state is None:
+        _clear_checkpoints(cfg, comm, allowed=oc.overwrite or resume)
     log.info(f"{topo.describe()}, {sampler.n_colours} colours, action kind {cfg.action.kind!r}"
              + (f"; resuming from {state.path} at sweep {state.sweep_count}" if state else ""))
 
     if state is not None:
-        out = RunFile.reopen(oc.path, topo, state.n_meas, state.n_saved, save_configs)
+        run_id = state.run_id
+        out = RunFile.reopen(oc.path, topo, state.n_meas, state.n_saved, save_configs, run_id)
     else:
         meta = bcast(run_metadata(cfg, topo) if topo.is_root else None, comm)
         meta["physics_sha256"] = cfg.physics_sha256
+        run_id = meta["run_id"]
         out = RunFile.create(oc.path, topo, meta, True, save_configs, sampler)   # path checked above
 
+    last = [state.sweep_count if state else -1]
+
     def checkpoint():
+        if last[0] == sampler.sweep_count:
+            return
         out.flush()
         path = write_checkpoint(cfg.checkpoint_dir, sampler, replica_values(topo, sampler.delta, False),
-                                out.n_meas, out.n_saved, cfg.physics_sha256, cfg.text, cc.keep)
+                                out.n_meas, out.n_saved, cfg.physics_sha256, cfg.text, cc.keep, run_id)
+        last[0] = sampler.sweep_count
         log.info(f"checkpoint {path} (sweep {sampler.sweep_count})")
 
-    def stop_here(written: bool) -> int:
-        if not written:
-            checkpoint()
+    def stop_here() -> int:
+        checkpoint()
         out.close(complete=False)
         progress.close()
         log.warning(f"stopped by signal at sweep {sampler.sweep_count}; resume with --resume")
@@ -191,7 +219,7 @@ def run_sample(cfg: RunConfig, comm, resume: bool = False, force: bool = False) 
                     sampler.sweep(min(sc.n_therm, (before // TUNE_BLOCK + 1) * TUNE_BLOCK) - before)
                 progress.update(sampler.sweep_count - before)
                 if stop.requested(comm):
-                    return stop_here(written=False)
+                    return stop_here()
             deltas = replica_values(topo, float(sampler.delta), False)
             out.set_attrs(**{ATTR_DELTA: deltas, ATTR_N_COLOURS: int(sampler.n_colours)})
             while sampler.sweep_count < total:
@@ -200,23 +228,21 @@ def run_sample(cfg: RunConfig, comm, resume: bool = False, force: bool = False) 
                 n_acc += n
                 progress.update(n)
                 k = sampler.sweep_count - sc.n_therm
-                saved = False
                 if n == sc.measure_every:
                     out.append_observables(sampler.sweep_count, replica_values(topo, sampler.measure()))
                     if save_configs and k % oc.save_every == 0:
                         out.save_config(sampler.sweep_count, sampler)
                     if cc.every and k % cc.every == 0:
                         checkpoint()
-                        saved = True
                 if stop.requested(comm):
-                    return stop_here(written=saved)
+                    return stop_here()
             checkpoint()                  # the end state: --resume is a no-op, a longer n_sweeps extends
         except UserError:
             out.close(complete=False)
             raise
     progress.close()
     out.close(complete=True)
-    acc = replica_values(topo, acc_sum / max(n_acc, 1))
+    acc = replica_values(topo, acc_sum / n_acc if n_acc else float("nan"))
     if not topo.is_root:
         return 0
     print(f"wrote {oc.path}")

@@ -22,28 +22,16 @@ from ..parallel.reductions import bcast, first_message, xor_reduce
 from . import schema as S
 from .h5file import SharedH5, test_pause
 
-GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-
-
-def _mix64(z: np.ndarray) -> np.ndarray:
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
-
-
 def block_checksum(block: np.ndarray, global_shape: tuple, offset: tuple) -> int:
     """XOR-mix checksum of a block of a global float64 array at `offset` (combine blocks with XOR)."""
+    from ..kernels.checksum import xor_mix
     block = np.ascontiguousarray(block, dtype=np.float64)
     block = block.reshape((1,) * (len(global_shape) - block.ndim) + block.shape)   # leading unit axes
-    idx = np.zeros((), dtype=np.uint64)
-    stride = 1
-    for ax in range(len(global_shape) - 1, -1, -1):
-        r = (np.arange(block.shape[ax], dtype=np.uint64) + np.uint64(offset[ax])) * np.uint64(stride)
-        idx = idx + r.reshape((-1,) + (1,) * (len(global_shape) - 1 - ax))
-        stride *= int(global_shape[ax])
-    with np.errstate(over="ignore"):
-        z = _mix64(block.view(np.uint64) + GOLDEN * idx)
-    return int(np.bitwise_xor.reduce(z, axis=None)) if z.size else 0
+    if not block.size:
+        return 0
+    gstrides = np.array([int(np.prod(global_shape[ax + 1:])) for ax in range(len(global_shape))], np.int64)
+    return int(xor_mix(block.reshape(-1, block.shape[-1]), np.array(block.shape, np.int64),
+                       np.array(offset, np.int64), gstrides))
 
 
 class CheckpointError(UserError):
@@ -58,10 +46,17 @@ class State:
     n_meas: int
     n_saved: int
     physics_sha256: str
+    run_id: str
 
 
 def checkpoint_path(directory: str, sweep: int) -> str:
     return os.path.join(directory, f"{S.CKPT_PREFIX}{sweep:012d}{S.CKPT_SUFFIX}")
+
+
+def remove_checkpoints(directory: str) -> None:
+    """Delete every checkpoint (and temporary) of `directory` (rank 0 only)."""
+    for p in glob.glob(os.path.join(directory, f"{S.CKPT_PREFIX}*{S.CKPT_SUFFIX}*")):
+        os.remove(p)
 
 
 def list_checkpoints(directory: str) -> list:
@@ -84,7 +79,7 @@ def _blocks(sampler):
 
 
 def write_checkpoint(directory: str, sampler, deltas: np.ndarray, n_meas: int, n_saved: int,
-                     physics_sha256: str, config_text: str, keep: int) -> str:
+                     physics_sha256: str, config_text: str, keep: int, run_id: str = "") -> str:
     """Write the checkpoint of the current state (every rank calls this); returns its path."""
     topo = sampler.topo
     world = topo.world
@@ -95,11 +90,14 @@ def write_checkpoint(directory: str, sampler, deltas: np.ndarray, n_meas: int, n
     world.Barrier()
     h5 = SharedH5(tmp, "w", world)
     shape, R, d = tuple(topo.shape), topo.n_replicas, len(topo.shape)
-    h5.create_dataset(S.PHI, shape=(R, *shape), dtype=np.float64, chunks=(1, *shape))
+    h5.create_dataset(S.PHI, shape=(R, *shape), dtype=np.float64, chunks=S.field_chunks((R, *shape), 1),
+                      fill_time="never")
     h5.require_group(S.COUPLINGS)
-    h5.create_dataset(f"{S.COUPLINGS}/w", shape=(d, *shape), dtype=np.float64)
+    h5.create_dataset(f"{S.COUPLINGS}/w", shape=(d, *shape), dtype=np.float64,
+                      chunks=S.field_chunks((d, *shape), 1), fill_time="never")
     for name in ("a", "b", "r"):
-        h5.create_dataset(f"{S.COUPLINGS}/{name}", shape=shape, dtype=np.float64)
+        h5.create_dataset(f"{S.COUPLINGS}/{name}", shape=shape, dtype=np.float64,
+                          chunks=S.field_chunks(shape, 0), fill_time="never")
     sums = {}
     for name, prefix, block, gshape, offset in _blocks(sampler):
         h5.write_blocks(name, prefix, block, topo.geometry.global_slices)
@@ -111,7 +109,7 @@ def write_checkpoint(directory: str, sampler, deltas: np.ndarray, n_meas: int, n
     h5.set_attrs(**{
         "sweep_count": int(sampler.sweep_count), "delta": np.asarray(deltas, dtype=np.float64),
         "n_meas": int(n_meas), "n_saved": int(n_saved), "physics_sha256": physics_sha256,
-        "config_text": config_text, "package_version": __version__,
+        "config_text": config_text, "package_version": __version__, "run_id": run_id,
         "created": bcast(datetime.now(timezone.utc).isoformat(timespec="seconds"), world),
         "n_ranks_written": world.Get_size(), S.ATTR_SCHEMA_VERSION: S.SCHEMA_VERSION,
         **{S.CHECKSUM_PREFIX + k: np.uint64(v) for k, v in sums.items()}})
@@ -169,7 +167,7 @@ def _try_load(path: str, sampler):
     sampler.sweep_count = int(attrs["sweep_count"])
     sampler.delta = float(deltas[topo.replica])
     return State(path, int(attrs["sweep_count"]), deltas, int(attrs["n_meas"]), int(attrs["n_saved"]),
-                 str(attrs["physics_sha256"])), None
+                 str(attrs["physics_sha256"]), str(attrs.get("run_id", ""))), None
 
 
 def load_latest(directory: str, sampler, warn) -> State | None:

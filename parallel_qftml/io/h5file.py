@@ -52,8 +52,9 @@ class SharedH5:
         self.backend = backend_name()
         self.root = comm.Get_rank() == 0
         if self.backend == "gather" and comm.Get_size() > 1 and self.root:
-            warnings.warn("h5py has no MPI support: HDF5 output is gathered to rank 0 and written "
-                          "serially (same file, slower)", RuntimeWarning, stacklevel=2)
+            why = "PQML_H5_BACKEND=gather" if h5py.get_config().mpi else "h5py has no MPI support"
+            warnings.warn(f"{why}: HDF5 output is gathered to rank 0 and written serially (same file, "
+                          f"slower)", RuntimeWarning, stacklevel=2)
         self.f = None
         err = None
         try:

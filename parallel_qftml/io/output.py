@@ -94,7 +94,7 @@ class RunFile:
             h5.create_dataset(f"{S.CONFIGS}/{S.SWEEP}", shape=(0,), maxshape=(None,), dtype=np.int64,
                               chunks=(S.OBS_CHUNK_ROWS,))
             h5.create_dataset(f"{S.CONFIGS}/{S.PHI}", shape=(0, R, *shape), maxshape=(None, R, *shape),
-                              dtype=np.float64, chunks=(1, 1, *shape))
+                              dtype=np.float64, chunks=S.field_chunks((1, R, *shape), 2), fill_time="never")
             h5.make_scale(f"{S.CONFIGS}/{S.SWEEP}", f"{S.CONFIGS}/{S.PHI}")
         if sampler is not None:
             write_couplings(h5, sampler, shape)
@@ -105,10 +105,23 @@ class RunFile:
         return cls(SharedH5(path, "r+", world), topo, 0, 0)
 
     @classmethod
-    def reopen(cls, path, topo, n_meas: int, n_saved: int, save_configs: bool) -> "RunFile":
+    def reopen(cls, path, topo, n_meas: int, n_saved: int, save_configs: bool, run_id: str) -> "RunFile":
         """Open an existing file for appending, truncated to n_meas measurements and n_saved
-        configurations (the state of the checkpoint being resumed)."""
+        configurations (the state of the checkpoint being resumed, which must belong to this file)."""
+        from ..parallel.reductions import bcast
         h5 = SharedH5(path, "r+", topo.world)
+        msg = None
+        if h5.f is not None and topo.world.Get_rank() == 0:
+            f = h5.f
+            if str(f.attrs.get(S.ATTR_RUN_ID, "")) != run_id:
+                msg = f"cannot resume: the checkpoint belongs to another run than {str(path)!r} (run_id differs)"
+            elif f[f"{S.OBSERVABLES}/{S.SWEEP}"].shape[0] < n_meas or (
+                    save_configs and f[f"{S.CONFIGS}/{S.SWEEP}"].shape[0] < n_saved):
+                msg = f"cannot resume: {str(path)!r} has fewer measurements than the checkpoint records"
+        msg = bcast(msg, topo.world)
+        if msg:
+            h5.close()
+            raise OutputError(msg)
         self = cls(h5, topo, n_meas, n_saved)
         for name in S.OBSERVABLE_NAMES + (S.SWEEP,):
             h5.resize(f"{S.OBSERVABLES}/{name}", n_meas)
@@ -159,9 +172,11 @@ def write_couplings(h5: SharedH5, sampler, shape):
     g = sampler.geom
     d = len(shape)
     h5.require_group(S.COUPLINGS)
-    h5.create_dataset(f"{S.COUPLINGS}/w", shape=(d, *shape), dtype=np.float64)
+    h5.create_dataset(f"{S.COUPLINGS}/w", shape=(d, *shape), dtype=np.float64,
+                      chunks=S.field_chunks((d, *shape), 1), fill_time="never")
     for name in ("a", "b", "r"):
-        h5.create_dataset(f"{S.COUPLINGS}/{name}", shape=shape, dtype=np.float64)
+        h5.create_dataset(f"{S.COUPLINGS}/{name}", shape=shape, dtype=np.float64,
+                          chunks=S.field_chunks(shape, 0), fill_time="never")
     h5.set_attrs(S.COUPLINGS, **{S.ATTR_W_NNN: float(sampler.action.w_nnn)})
     interior = lambda x: x.reshape(g.padded_shape)[g.interior]
     w = np.stack([interior(sampler.w[mu]) for mu in range(d)])

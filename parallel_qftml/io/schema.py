@@ -14,6 +14,8 @@ Checkpoint file (checkpoint.dir/ckpt-<sweep>.h5):
     /couplings/...        as above
     attributes            CKPT_ATTRS and checksum:<dataset> (uint64, layout-independent)
 """
+import numpy as np
+
 SCHEMA_VERSION = 2
 
 OBSERVABLES = "observables"
@@ -33,12 +35,28 @@ ATTR_COMPLETE = "complete"
 ATTR_DELTA = "delta"
 ATTR_N_COLOURS = "n_colours"
 ATTR_BACKEND = "backend"
-ROOT_ATTRS = ("config_text", "config_sha256", "physics_sha256", "config_overrides", "package_version",
+ROOT_ATTRS = ("run_id", "config_text", "config_sha256", "physics_sha256", "config_overrides", "package_version",
               "seed", "global_shape", "proc_grid", "n_replicas", "n_ranks", "created", "python_version",
               "numpy_version", "numba_version", "h5py_version", "mpi_vendor", "mpi4py_version")
 
 CKPT_PREFIX = "ckpt-"
 CKPT_SUFFIX = ".h5"
 CKPT_ATTRS = ("sweep_count", "delta", "n_meas", "n_saved", "physics_sha256", "config_text",
-              "package_version", "created", "n_ranks_written")
+              "package_version", "created", "n_ranks_written", "run_id")
+ATTR_RUN_ID = "run_id"        # random id of a run, in its file and in each of its checkpoints
 CHECKSUM_PREFIX = "checksum:"
+
+MAX_CHUNK_BYTES = 2 ** 30      # HDF5 chunks must stay below 4 GiB; 1 GiB keeps memory per write modest
+
+
+def field_chunks(shape: tuple, lead: int) -> tuple:
+    """Chunk shape for a dataset of fields: 1 along the `lead` leading axes (saved index, replica,
+    component), then one whole field, halved along its slowest axes until it fits MAX_CHUNK_BYTES."""
+    chunk = [1] * lead + list(shape[lead:])
+    ax = lead
+    while 8 * int(np.prod(chunk)) > MAX_CHUNK_BYTES:
+        if chunk[ax] == 1:
+            ax += 1
+            continue
+        chunk[ax] = (chunk[ax] + 1) // 2
+    return tuple(chunk)
