@@ -85,10 +85,12 @@ class RunFile:
         h5.require_group(S.OBSERVABLES)
         h5.create_dataset(f"{S.OBSERVABLES}/{S.SWEEP}", shape=(0,), maxshape=(None,), dtype=np.int64,
                           chunks=(S.OBS_CHUNK_ROWS,))
+        _coordinate(h5, S.OBSERVABLES, S.REPLICA, R)
         for name in S.OBSERVABLE_NAMES:
             h5.create_dataset(f"{S.OBSERVABLES}/{name}", shape=(0, R), maxshape=(None, R), dtype=np.float64,
                               chunks=(S.OBS_CHUNK_ROWS, R), fillvalue=np.nan)
             h5.make_scale(f"{S.OBSERVABLES}/{S.SWEEP}", f"{S.OBSERVABLES}/{name}")
+            h5.make_scale(f"{S.OBSERVABLES}/{S.REPLICA}", f"{S.OBSERVABLES}/{name}", 1)
         if save_configs:
             h5.require_group(S.CONFIGS)
             h5.create_dataset(f"{S.CONFIGS}/{S.SWEEP}", shape=(0,), maxshape=(None,), dtype=np.int64,
@@ -96,6 +98,11 @@ class RunFile:
             h5.create_dataset(f"{S.CONFIGS}/{S.PHI}", shape=(0, R, *shape), maxshape=(None, R, *shape),
                               dtype=np.float64, chunks=S.field_chunks((1, R, *shape), 2), fill_time="never")
             h5.make_scale(f"{S.CONFIGS}/{S.SWEEP}", f"{S.CONFIGS}/{S.PHI}")
+            _coordinate(h5, S.CONFIGS, S.REPLICA, R)
+            h5.make_scale(f"{S.CONFIGS}/{S.REPLICA}", f"{S.CONFIGS}/{S.PHI}", 1)
+            for mu, n in enumerate(shape):
+                _coordinate(h5, S.CONFIGS, f"x{mu}", n)
+                h5.make_scale(f"{S.CONFIGS}/x{mu}", f"{S.CONFIGS}/{S.PHI}", 2 + mu)
         if sampler is not None:
             write_couplings(h5, sampler, shape)
         h5.close()
@@ -167,6 +174,13 @@ class RunFile:
         self.h5.close()
 
 
+def _coordinate(h5: SharedH5, group: str, name: str, n: int) -> None:
+    """A coordinate dataset arange(n) used as a dimension scale (so that every axis of a dataset has one:
+    netCDF readers such as xarray need that)."""
+    h5.create_dataset(f"{group}/{name}", shape=(n,), dtype=np.int64)
+    h5.write_root(f"{group}/{name}", slice(None), np.arange(n, dtype=np.int64))
+
+
 def write_couplings(h5: SharedH5, sampler, shape):
     """/couplings/{w, a, b, r} from the sampler's blocks (replica 0's ranks write; all hold the same)."""
     g = sampler.geom
@@ -178,6 +192,13 @@ def write_couplings(h5: SharedH5, sampler, shape):
         h5.create_dataset(f"{S.COUPLINGS}/{name}", shape=shape, dtype=np.float64,
                           chunks=S.field_chunks(shape, 0), fill_time="never")
     h5.set_attrs(S.COUPLINGS, **{S.ATTR_W_NNN: float(sampler.action.w_nnn)})
+    _coordinate(h5, S.COUPLINGS, "axis", d)
+    h5.make_scale(f"{S.COUPLINGS}/axis", f"{S.COUPLINGS}/w", 0)
+    for mu, n in enumerate(shape):
+        _coordinate(h5, S.COUPLINGS, f"x{mu}", n)
+        h5.make_scale(f"{S.COUPLINGS}/x{mu}", f"{S.COUPLINGS}/w", 1 + mu)
+        for name in ("a", "b", "r"):
+            h5.make_scale(f"{S.COUPLINGS}/x{mu}", f"{S.COUPLINGS}/{name}", mu)
     interior = lambda x: x.reshape(g.padded_shape)[g.interior]
     w = np.stack([interior(sampler.w[mu]) for mu in range(d)])
     h5.write_blocks(f"{S.COUPLINGS}/w", (slice(None),), w, g.global_slices)

@@ -20,6 +20,7 @@ SCHEMA_VERSION = 2
 
 OBSERVABLES = "observables"
 SWEEP = "sweep"
+REPLICA = "replica"       # coordinate datasets replica, x0, x1, ..., axis: dimension scales of every axis
 CONFIGS = "configs"
 PHI = "phi"
 COUPLINGS = "couplings"

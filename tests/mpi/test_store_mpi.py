@@ -39,7 +39,9 @@ def test_saved_configurations_equal_gathered_fields(tmp_path_factory, n_replicas
         with h5py.File(f"{d}/run.h5", "r") as f:
             phi = f["configs/phi"][()]
             assert list(f["configs/sweep"][()]) == [5, 10, 15]
-            assert f["configs/phi"].dims[0][0].name == "/configs/sweep"
+            assert [d[0].name for d in f["configs/phi"].dims] == [
+                "/configs/sweep", "/configs/replica", "/configs/x0", "/configs/x1", "/configs/x2"]
+            assert [d[0].name for d in f["observables/m"].dims] == ["/observables/sweep", "/observables/replica"]
             assert f["configs/phi"].chunks == (1, 1, *shape)
             for k, per_rank in enumerate(fields):
                 for item in filter(None, per_rank):
