@@ -21,6 +21,7 @@ from ..errors import UserError
 from ..parallel.reductions import bcast, first_message, xor_reduce
 from . import schema as S
 from .h5file import SharedH5, test_pause
+from .output import create_couplings
 
 def block_checksum(block: np.ndarray, global_shape: tuple, offset: tuple) -> int:
     """XOR-mix checksum of a block of a global float64 array at `offset` (combine blocks with XOR)."""
@@ -89,15 +90,10 @@ def write_checkpoint(directory: str, sampler, deltas: np.ndarray, n_meas: int, n
         os.makedirs(directory, exist_ok=True)
     world.Barrier()
     h5 = SharedH5(tmp, "w", world)
-    shape, R, d = tuple(topo.shape), topo.n_replicas, len(topo.shape)
+    shape, R = tuple(topo.shape), topo.n_replicas
     h5.create_dataset(S.PHI, shape=(R, *shape), dtype=np.float64, chunks=S.field_chunks((R, *shape), 1),
                       fill_time="never")
-    h5.require_group(S.COUPLINGS)
-    h5.create_dataset(f"{S.COUPLINGS}/w", shape=(d, *shape), dtype=np.float64,
-                      chunks=S.field_chunks((d, *shape), 1), fill_time="never")
-    for name in ("a", "b", "r"):
-        h5.create_dataset(f"{S.COUPLINGS}/{name}", shape=shape, dtype=np.float64,
-                          chunks=S.field_chunks(shape, 0), fill_time="never")
+    create_couplings(h5, shape, sampler.action.w_nnn)
     sums = {}
     for name, prefix, block, gshape, offset in _blocks(sampler):
         h5.write_blocks(name, prefix, block, topo.geometry.global_slices)
@@ -105,7 +101,6 @@ def write_checkpoint(directory: str, sampler, deltas: np.ndarray, n_meas: int, n
         c = block_checksum(block, gshape, offset) if (name == S.PHI or topo.replica == 0) else 0
         sums[name] = xor_reduce(c, world)
         test_pause("checkpoint")
-    h5.set_attrs(S.COUPLINGS, **{S.ATTR_W_NNN: float(sampler.action.w_nnn)})
     h5.set_attrs(**{
         "sweep_count": int(sampler.sweep_count), "delta": np.asarray(deltas, dtype=np.float64),
         "n_meas": int(n_meas), "n_saved": int(n_saved), "physics_sha256": physics_sha256,

@@ -181,9 +181,8 @@ def _coordinate(h5: SharedH5, group: str, name: str, n: int) -> None:
     h5.write_root(f"{group}/{name}", slice(None), np.arange(n, dtype=np.int64))
 
 
-def write_couplings(h5: SharedH5, sampler, shape):
-    """/couplings/{w, a, b, r} from the sampler's blocks (replica 0's ranks write; all hold the same)."""
-    g = sampler.geom
+def create_couplings(h5: SharedH5, shape, w_nnn: float) -> None:
+    """The datasets /couplings/{w, a, b, r} (not yet written) and the attribute w_nnn."""
     d = len(shape)
     h5.require_group(S.COUPLINGS)
     h5.create_dataset(f"{S.COUPLINGS}/w", shape=(d, *shape), dtype=np.float64,
@@ -191,7 +190,14 @@ def write_couplings(h5: SharedH5, sampler, shape):
     for name in ("a", "b", "r"):
         h5.create_dataset(f"{S.COUPLINGS}/{name}", shape=shape, dtype=np.float64,
                           chunks=S.field_chunks(shape, 0), fill_time="never")
-    h5.set_attrs(S.COUPLINGS, **{S.ATTR_W_NNN: float(sampler.action.w_nnn)})
+    h5.set_attrs(S.COUPLINGS, **{S.ATTR_W_NNN: float(w_nnn)})
+
+
+def write_couplings(h5: SharedH5, sampler, shape):
+    """/couplings/{w, a, b, r} from the sampler's blocks (replica 0's ranks write; all hold the same)."""
+    g = sampler.geom
+    d = len(shape)
+    create_couplings(h5, shape, sampler.action.w_nnn)
     _coordinate(h5, S.COUPLINGS, "axis", d)
     h5.make_scale(f"{S.COUPLINGS}/axis", f"{S.COUPLINGS}/w", 0)
     for mu, n in enumerate(shape):
