@@ -29,19 +29,27 @@ def plot_path(cfg: RunConfig) -> Path:
     return Path(cfg.output.path).with_suffix(".png")
 
 
-def _check_outputs(cfg: RunConfig, comm) -> None:
-    """Check the output path(s) on world rank 0 and raise the same ``OutputError`` on every rank."""
+def _refuse_if(check, comm) -> None:
+    """Run `check()` (returns an error message or None) on world rank 0 only, and raise the same
+    OutputError on every rank if it found a problem (file-system checks must not diverge)."""
     msg = None
     if comm.Get_rank() == 0:
         try:
-            check_output_path(cfg.output.path, cfg.output.overwrite)
-            if cfg.output.plot:
-                check_output_path(plot_path(cfg), cfg.output.overwrite)
+            msg = check()
         except OutputError as e:
             msg = str(e)
     msg = bcast(msg, comm)
-    if msg is not None:
+    if msg:
         raise OutputError(msg)
+
+
+def _check_outputs(cfg: RunConfig, comm) -> None:
+    """The output path(s) can be written (nothing is created)."""
+    def check():
+        check_output_path(cfg.output.path, cfg.output.overwrite)
+        if cfg.output.plot:
+            check_output_path(plot_path(cfg), cfg.output.overwrite)
+    _refuse_if(check, comm)
 
 
 def run_metadata(cfg: RunConfig, topo) -> dict:
@@ -89,36 +97,33 @@ def _clear_checkpoints(cfg: RunConfig, comm, allowed: bool) -> None:
     """A fresh start must not leave an earlier run's checkpoints beside its own (a later --resume would
     pick them up): delete them if the output may be overwritten, else refuse."""
     from .io.checkpoint import list_checkpoints, remove_checkpoints
-    msg = None
-    if comm.Get_rank() == 0 and list_checkpoints(cfg.checkpoint_dir):
-        if allowed:
+
+    def check():
+        if list_checkpoints(cfg.checkpoint_dir):
+            if not allowed:
+                return (f"{cfg.checkpoint_dir!r} holds checkpoints of an earlier run: resume it with "
+                        f"--resume, set output.overwrite = true, or delete them")
             remove_checkpoints(cfg.checkpoint_dir)
-        else:
-            msg = (f"{cfg.checkpoint_dir!r} holds checkpoints of an earlier run: resume it with --resume, "
-                   f"set output.overwrite = true, or delete them")
-    msg = bcast(msg, comm)
-    if msg:
-        raise OutputError(msg)
+    _refuse_if(check, comm)
 
 
 def _restart_check(cfg: RunConfig, comm) -> None:
     """--resume without a checkpoint: start afresh, overwriting an output file only if it is an
     incomplete file of the same physics (a run killed before its first checkpoint)."""
-    msg = None
-    if comm.Get_rank() == 0 and Path(cfg.output.path).exists():
+    def check():
+        if not Path(cfg.output.path).exists():
+            return None
         import h5py
         try:
             with h5py.File(cfg.output.path, "r") as f:
-                ok = not bool(f.attrs.get("complete", True)) and \
-                    f.attrs.get("physics_sha256", "") == cfg.physics_sha256
+                if not bool(f.attrs.get("complete", True)) and \
+                        f.attrs.get("physics_sha256", "") == cfg.physics_sha256:
+                    return None
         except OSError as e:
-            ok, msg = False, f"cannot resume: {cfg.output.path!r} is not readable ({e})"
-        if not ok and msg is None:
-            msg = (f"cannot resume: {cfg.output.path!r} exists but {cfg.checkpoint_dir!r} has no checkpoint "
-                   f"(and the file is complete or of another config)")
-    msg = bcast(msg, comm)
-    if msg:
-        raise OutputError(msg)
+            return f"cannot resume: {cfg.output.path!r} is not readable ({e})"
+        return (f"cannot resume: {cfg.output.path!r} exists but {cfg.checkpoint_dir!r} has no checkpoint "
+                f"(and the file is complete or of another config)")
+    _refuse_if(check, comm)
 
 
 def _check_space(cfg: RunConfig, comm) -> None:
@@ -127,18 +132,16 @@ def _check_space(cfg: RunConfig, comm) -> None:
     V, R = math.prod(cfg.lattice.shape), cfg.parallel.n_replicas
     n_save = cfg.sampler.n_sweeps // cfg.output.save_every if cfg.output.save_every else 0
     need = 8 * V * R * n_save + 8 * V * (R + len(cfg.lattice.shape) + 3) * (cfg.checkpoint.keep + 2)
-    msg = None
-    if comm.Get_rank() == 0:
+
+    def check():
         d = Path(cfg.output.path).absolute().parent
         while not d.exists():
             d = d.parent
         free = shutil.disk_usage(d).free
         if free < need:
-            msg = (f"not enough disk space for {cfg.output.path!r}: the run writes about {need / 2**20:.0f} MiB "
-                   f"(configurations and checkpoints), {free / 2**20:.0f} MiB free")
-    msg = bcast(msg, comm)
-    if msg:
-        raise OutputError(msg)
+            return (f"not enough disk space for {cfg.output.path!r}: the run writes about {need / 2**20:.0f} MiB "
+                    f"(configurations and checkpoints), {free / 2**20:.0f} MiB free")
+    _refuse_if(check, comm)
 
 
 def run_sample(cfg: RunConfig, comm, resume: bool = False, force: bool = False) -> int:
