@@ -3,6 +3,8 @@
 #   make demo    sample the demo config on 2 MPI ranks  -> out/demo.h5, out/demo.png
 #   make test    MPI tests on 2 and 4 ranks, then the serial unit tests
 #   make bench   benchmark table (python -m parallel_qftml.bench $(BENCH_ARGS))
+#   make test-slurm  a real one-node SLURM cluster runs the job templates (CI runs it after make test)
+#   make bench-io    parallel HDF5 write speed, checkpoint + restart time
 #   make info    versions, MPI library, parallel HDF5
 #   make clean / distclean
 #
@@ -69,12 +71,14 @@ PYTEST_MPI := $(VPY) -m mpi4py -m pytest --color=no -p no:cacheprovider --with-m
 BENCH_ARGS ?= --table
 DEMO_CONFIG ?= jobs/configs/demo.toml
 
-.PHONY: help setup system demo test test-mpi test-unit warm bench info clean distclean
+.PHONY: help setup system demo test test-mpi test-unit test-slurm warm bench bench-io info clean distclean
 
 help:
 	@echo "make demo       sample $(DEMO_CONFIG) on 2 MPI ranks (writes out/demo.h5, out/demo.png)"
 	@echo "make test       MPI tests on 2 and 4 ranks, then serial unit tests"
 	@echo "make bench      benchmark table on 1 and 2 ranks (BENCH_ARGS='$(BENCH_ARGS)')"
+	@echo "make test-slurm a one-node SLURM cluster runs the job templates (srun, mpirun, requeue)"
+	@echo "make bench-io   configuration writes vs raw disk speed; checkpoint + restart vs 20 sweeps"
 	@echo "make info       versions, MPI library, parallel HDF5"
 	@echo "make setup      install everything needed (automatic for the targets above)"
 	@echo "make clean      remove out/ and caches;  make distclean  also removes .venv"
@@ -161,8 +165,18 @@ test-mpi: setup warm
 test-unit: setup
 	$(VPY) -m pytest --color=no -q --timeout=600 tests/unit
 
+# A real one-node Slurm on this machine (as root; installs slurm-wlm and munge if missing,
+# starts its own munged/slurmctld/slurmd and stops them again): submits the jobs/*.sbatch
+# templates with sbatch and checks their output. See jobs/README.md, "Testing on a real SLURM".
+test-slurm: setup
+	timeout -k 60 900 bash tests/slurm/run.sh
+
 bench: setup warm
 	$(VPY) -m parallel_qftml.bench $(BENCH_ARGS)
+
+# I/O: configuration writes vs the raw disk, checkpoint + restart vs 20 sweeps (L = 4096, 2 ranks).
+bench-io: setup warm
+	timeout 900 $(MPIRUN) -n 2 $(VPY) -m mpi4py -m parallel_qftml.bench_io
 
 info: setup
 	$(VENV)/bin/pqml info

@@ -37,6 +37,7 @@ DEFAULTS: dict[str, str] = {
     "TIME": "01:00:00",
     "PARTITION": "",
     "VENV": str(REPO / ".venv"),
+    "SIGNAL_SECONDS": "300",
 }
 
 # Values are pasted into a bash script, some inside double quotes: keep them inert.

@@ -21,7 +21,8 @@
 # The last line is `slurm: N passed, M failed`; exit status 0 only if nothing failed.
 #
 # Environment: VPY (venv python, default <repo>/.venv/bin/python), PQML_SLURM_BASE,
-# PQML_SLURM_CTLD_PORT / PQML_SLURM_SLURMD_PORT, PQML_SLURM_CHECKS (default "srun mpirun requeue").
+# PQML_SLURM_CTLD_PORT / PQML_SLURM_SLURMD_PORT, PQML_SLURM_CHECKS (default "srun mpirun requeue";
+# also available: "timelimit", the real --signal=B:USR1@60 before a 3-minute limit, 5-10 min).
 set -euo pipefail
 
 T_START=$(date +%s)
@@ -39,6 +40,7 @@ export PATH="$PATH:/usr/sbin:/sbin"
 export LC_ALL=C
 
 STATE=""                       # this run's state directory (set once created)
+CHECK_PID=""                   # the check subshell running now
 PASSED=0
 FAILED=0
 SETUP_DONE=0
@@ -57,7 +59,7 @@ marked_pids() {
         pid=${f#/proc/}; pid=${pid%/environ}
         [ "$pid" = "$$" ] && continue
         [ "$pid" = "${BASHPID:-$$}" ] && continue
-        if tr '\0' '\n' < "$f" 2>/dev/null | grep -qxF "$MARK=$dir"; then
+        if { tr '\0' '\n' < "$f"; } 2>/dev/null | grep -qxF "$MARK=$dir"; then
             echo "$pid"
         fi
     done
@@ -70,7 +72,7 @@ kill_pids() {
     kill -TERM "${pids[@]}" 2>/dev/null || true
     for i in $(seq 1 50); do
         alive=()
-        for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive+=("$p"); done
+        for p in "${pids[@]}"; do if kill -0 "$p" 2>/dev/null; then alive+=("$p"); fi; done
         [ ${#alive[@]} -eq 0 ] && return 0
         sleep 0.2
     done
@@ -78,24 +80,31 @@ kill_pids() {
     kill -KILL "${alive[@]}" 2>/dev/null || true
 }
 
-# the daemon pids recorded in DIR/pids, if that process is still the daemon named in the file name
-recorded_daemons() {
-    local dir=$1 f name pid comm
-    for f in "$dir"/pids/*.pid; do
-        [ -f "$f" ] || continue
-        name=$(basename "$f" .pid)
-        pid=$(head -c 32 "$f" | tr -dc 0-9)
+start_time() {   # PID: its start time in clock ticks since boot (field 22 of /proc/PID/stat)
+    { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $20}'; } 2>/dev/null || true
+}
+
+record_proc() {   # PID COMM: remember a process this run started (DIR/pids/procs)
+    echo "$1 $2 $(start_time "$1")" >> "$STATE/pids/procs"
+}
+
+# the recorded pids that are still the same process (same name and start time: no pid reuse)
+recorded_procs() {
+    local dir=$1 pid name t0 comm
+    [ -f "$dir/pids/procs" ] || return 0
+    while read -r pid name t0; do
         [ -n "$pid" ] || continue
         comm=$(cat "/proc/$pid/comm" 2>/dev/null || true)
-        [ "$comm" = "$name" ] && echo "$pid"
-    done
+        if [ "$comm" = "$name" ] && [ "$(start_time "$pid")" = "$t0" ]; then echo "$pid"; fi
+    done < "$dir/pids/procs"
 }
 
 stop_run_processes() {   # DIR: everything a run of this script left alive
     local dir=$1 pids
-    mapfile -t pids < <( { recorded_daemons "$dir"; marked_pids "$dir"; } | sort -un)
+    mapfile -t pids < <( { recorded_procs "$dir"; marked_pids "$dir"; } | sort -un)
     if [ ${#pids[@]} -gt 0 ]; then
-        say "stopping ${#pids[@]} process(es) of $(basename "$dir"): ${pids[*]}"
+        say "stopping ${#pids[@]} process(es) of $(basename "$dir"):$(for p in "${pids[@]}"; do
+            printf ' %s(%s)' "$p" "$(cat "/proc/$p/comm" 2>/dev/null || echo '?')"; done)"
         kill_pids "${pids[@]}"
     fi
 }
@@ -140,9 +149,9 @@ render() {   # TEMPLATE OUT --set ... : render a template with jobs/render.py
     "$VPY" "$REPO/jobs/render.py" "$REPO/jobs/$tmpl" --set "VENV=$VENV_DIR" --set PARTITION=debug "$@" -o "$out"
 }
 
-submit() {   # SCRIPT: sbatch from $JOBS (job logs land there); prints the job id
-    local out
-    out=$(cd "$JOBS" && env "$MARK=$STATE" timeout 30 sbatch --parsable "$1") || return 1
+submit() {   # SCRIPT [VAR=VALUE...]: sbatch from $JOBS (job logs land there); prints the job id
+    local out script=$1; shift
+    out=$(cd "$JOBS" && env "$MARK=$STATE" "$@" timeout 30 sbatch --parsable "$script") || return 1
     echo "${out%%;*}"
 }
 
@@ -182,14 +191,17 @@ show_log() {   # FILE [N]: the last N lines (default all) of a file, indented
 
 check_h5() { "$VPY" "$HERE/check_h5.py" "$@"; }
 
-# run one job to its end and check it: NAME TEMPLATE CONFIG OUT_H5 [render --set ...]
+# the script's commands with backslash-continued lines joined (comments dropped)
+joined_lines() { sed -e ':a' -e '/\\$/N; s/\\\n//; ta' "$1" | grep -v '^[[:space:]]*#'; }
+
+# run one job to its end and check it: NAME TEMPLATE CONFIG OUT_H5 [VAR=VALUE for the job...]
 run_plain_job() {
     local name=$1 tmpl=$2 cfg=$3 h5=$4 id; shift 4
     render "$tmpl" "$JOBS/$name.sbatch" --set "CONFIG=$cfg" --set NTASKS_PER_NODE=2 \
-        --set TIME=00:05:00 --set "JOB_NAME=pqml-$name" "$@"
-    id=$(submit "$JOBS/$name.sbatch")
+        --set TIME=00:05:00 --set "JOB_NAME=pqml-$name"
+    id=$(submit "$JOBS/$name.sbatch" "$@")
     say "$name: submitted job $id ($tmpl)"
-    wait_job_end "$id" 240
+    wait_job_end "$id" 240 || { show_log "$JOBS/pqml-$name-$id.out"; return 1; }
     say "$name: job $id $JOB_STATE, exit code $JOB_EXIT"
     [ "$JOB_STATE" = COMPLETED ] && [ "$JOB_EXIT" = "0:0" ] \
         || { show_log "$JOBS/pqml-$name-$id.out"; return 1; }
@@ -202,7 +214,7 @@ run_plain_job() {
 # the checks (each runs in a subshell with set -e; failure = nonzero status)
 # --------------------------------------------------------------------------------------
 check_srun() {
-    grep -Eq '^[^#]*srun .*--mpi=pmix' "$REPO/jobs/sample_srun.sbatch" \
+    joined_lines "$REPO/jobs/sample_srun.sbatch" | grep -Eq 'srun .*--mpi=pmix.* parallel_qftml sample' \
         || { say "srun: jobs/sample_srun.sbatch does not launch the run with 'srun --mpi=pmix'"; return 1; }
     write_config "$WORK/srun.toml" "$WORK/srun.h5"
     run_plain_job srun sample_srun.sbatch "$WORK/srun.toml" "$WORK/srun.h5"
@@ -220,74 +232,105 @@ check_mpirun() {
     fi
 }
 
-check_requeue() {
-    local t=$REPO/jobs/sample_requeue.sbatch id log i t0 n_ckpt
+# requeue_case NAME TIME SIGNAL_SECONDS N_SWEEPS MANUAL WAIT_LIMIT: submit sample_requeue.sbatch
+# on a 512x512 config; MANUAL=yes: send SIGUSR1 ourselves once the job is sampling (as
+# `--signal=B:USR1@T` would); MANUAL=no: let Slurm send it before TIME runs out. Then: the job
+# must be requeued, resume and complete, with output bit-identical to an uninterrupted run.
+requeue_case() {
+    local name=$1 time=$2 signal_s=$3 n_sweeps=$4 manual=$5 limit=$6
+    local t=$REPO/jobs/sample_requeue.sbatch id log pat t0 n_ckpt ref_rc
     for pat in '^#SBATCH --signal=B:USR1@\{\{SIGNAL_SECONDS\}\}' '^#SBATCH --requeue' \
-               '^#SBATCH --open-mode=append' '^[^#]*srun .*--mpi=pmix' 'parallel_qftml sample .*--resume' \
-               'scontrol requeue'; do
-        grep -Eq -- "$pat" "$t" || { say "requeue: $t has no line matching /$pat/"; return 1; }
+               '^#SBATCH --open-mode=append'; do
+        grep -Eq -- "$pat" "$t" || { say "$name: $t has no line matching /$pat/"; return 1; }
+    done
+    for pat in 'srun .*--mpi=pmix.* parallel_qftml sample .*--resume.*&$' 'scontrol requeue'; do
+        joined_lines "$t" | grep -Eq -- "$pat" || { say "$name: $t has no command matching /$pat/"; return 1; }
     done
     # the package side: `sample --resume`, exit code 3 after SIGUSR1, [checkpoint] in the config
     if ! "$VPY" -m parallel_qftml sample --help 2>/dev/null | grep -q -- '--resume'; then
-        say "requeue: NOT READY: 'pqml sample' has no --resume option (the package's checkpoint/resume"
-        say "requeue: feature has not landed in $REPO); nothing submitted"
+        say "$name: NOT READY: 'pqml sample' has no --resume option (the package's checkpoint/resume"
+        say "$name: feature is missing in $REPO); nothing submitted"
         return 1
     fi
 
-    # long enough (~10 s on 2 cores) that the signal reliably arrives mid-run
-    local ckpt="[checkpoint]
+    # Configurations are saved too (output.save_every), so /configs/phi is compared as well.
+    local extra="save_every = 1000
+
+[checkpoint]
 every = 500
 keep = 2
-dir = \"$WORK/ckpt-requeue\""
-    SHAPE="512, 512" N_SWEEPS=4000 MEASURE_EVERY=4 write_config "$WORK/requeue.toml" "$WORK/requeue.h5" "$ckpt"
-    SHAPE="512, 512" N_SWEEPS=4000 MEASURE_EVERY=4 write_config "$WORK/reference.toml" "$WORK/reference.h5" \
-        "${ckpt//ckpt-requeue/ckpt-reference}"
+dir = \"$WORK/ckpt-$name\""
+    SHAPE="512, 512" N_SWEEPS=$n_sweeps MEASURE_EVERY=4 write_config "$WORK/$name.toml" "$WORK/$name.h5" "$extra"
+    SHAPE="512, 512" N_SWEEPS=$n_sweeps MEASURE_EVERY=4 write_config "$WORK/$name-ref.toml" "$WORK/$name-ref.h5" \
+        "${extra//ckpt-$name/ckpt-$name-ref}"
 
-    render sample_requeue.sbatch "$JOBS/requeue.sbatch" --set "CONFIG=$WORK/requeue.toml" \
-        --set NTASKS_PER_NODE=2 --set TIME=00:10:00 --set SIGNAL_SECONDS=60 --set JOB_NAME=pqml-requeue
-    id=$(submit "$JOBS/requeue.sbatch")
-    log=$JOBS/pqml-requeue-$id.out
-    say "requeue: submitted job $id"
+    render sample_requeue.sbatch "$JOBS/$name.sbatch" --set "CONFIG=$WORK/$name.toml" --set NTASKS_PER_NODE=2 \
+        --set "TIME=$time" --set "SIGNAL_SECONDS=$signal_s" --set "JOB_NAME=pqml-$name"
+    id=$(submit "$JOBS/$name.sbatch")
+    log=$JOBS/pqml-$name-$id.out
+    say "$name: submitted job $id (TIME=$time, SIGNAL_SECONDS=$signal_s, $n_sweeps sweeps)"
 
-    # wait for measurements (a progress line of the production sweeps), then signal
+    if [ "$manual" = yes ]; then
+        # wait for measurements (a progress line of the sweeps, or a first checkpoint), then signal
+        t0=$SECONDS
+        until grep -q '^sampling \[' "$log" 2>/dev/null || [ -n "$(ls -A "$WORK/ckpt-$name" 2>/dev/null)" ]; do
+            JOB_STATE=$(job_field "$id" JobState)
+            if is_terminal "$JOB_STATE"; then
+                say "$name: job $id ended ($JOB_STATE, exit $(job_field "$id" ExitCode)) before it was signalled"
+                show_log "$log"; return 1
+            fi
+            [ $((SECONDS - t0)) -lt 120 ] || { say "$name: no progress line after 120 s"; show_log "$log"; return 1; }
+            sleep 0.2
+        done
+        say "$name: job $id is sampling ($(grep '^sampling \[' "$log" | tail -n 1 | tr -s ' ')); sending SIGUSR1 to its batch shell"
+        timeout 15 scancel --signal=USR1 --batch "$id"
+    fi
+
+    # The uninterrupted reference run (mpirun -n 2, outside Slurm) runs in the background
+    # meanwhile, partly while the requeued job waits to restart (~11 s). It carries the marker,
+    # so the cleanup stops it if this check fails.
     t0=$SECONDS
-    while ! grep -q '^sampling \[' "$log" 2>/dev/null; do
-        JOB_STATE=$(job_field "$id" JobState)
-        if is_terminal "$JOB_STATE"; then
-            say "requeue: job $id ended ($JOB_STATE, exit $(job_field "$id" ExitCode)) before it was signalled"
-            show_log "$log"; return 1
-        fi
-        [ $((SECONDS - t0)) -lt 120 ] || { say "requeue: no progress line after 120 s"; show_log "$log"; return 1; }
-        sleep 0.2
-    done
-    say "requeue: job $id is sampling ($(grep '^sampling \[' "$log" | tail -n 1)); sending SIGUSR1 to the batch shell"
-    timeout 15 scancel --signal=USR1 --batch "$id"
+    ( cd "$WORK" && exec env "$MARK=$STATE" NUMBA_CACHE_DIR="${NUMBA_CACHE_DIR:-$WORK/numba-reference}" \
+        timeout $((limit + 100)) mpirun --allow-run-as-root --oversubscribe -n 2 \
+        "$VPY" -m mpi4py -m parallel_qftml sample "$WORK/$name-ref.toml" ) > "$WORK/$name-ref.log" 2>&1 9>&- &
+    REF_PID=$!
+    trap 'kill -TERM "$REF_PID" 2>/dev/null || true' EXIT   # this subshell's exit: stop the reference
 
     # it must be requeued (Restarts=1), run again and complete
-    wait_job_end "$id" 300 1 || { show_log "$log"; return 1; }
-    say "requeue: job $id $JOB_STATE, exit code $JOB_EXIT, restarts $JOB_RESTARTS"
+    wait_job_end "$id" "$limit" 1 || { show_log "$log"; return 1; }
+    say "$name: job $id $JOB_STATE, exit code $JOB_EXIT, restarts $JOB_RESTARTS"
     if [ "${JOB_RESTARTS:-0}" -lt 1 ]; then
-        say "requeue: job $id was not requeued (signal too late, or no checkpoint exit 3)"; show_log "$log"; return 1
+        say "$name: job $id was not requeued (signal too late, or the run did not exit 3)"; show_log "$log"; return 1
     fi
     [ "$JOB_STATE" = COMPLETED ] && [ "$JOB_EXIT" = "0:0" ] || { show_log "$log"; return 1; }
     for pat in 'SIGUSR1: asking the run' 'run checkpointed \(exit 3\); requeueing' \
-               '\(restart 1\).*: start on' '\(restart 1\).*: run finished'; do
-        grep -Eq -- "$pat" "$log" || { say "requeue: the job log has no line matching /$pat/"; show_log "$log"; return 1; }
+               '\(restart 1\).*: start on' '\(restart [1-9][0-9]*\).*: run finished'; do
+        grep -Eq -- "$pat" "$log" || { say "$name: the job log has no line matching /$pat/"; show_log "$log"; return 1; }
     done
-    n_ckpt=$(find "$WORK/ckpt-requeue" -type f 2>/dev/null | wc -l)
-    say "requeue: the job log shows USR1 -> checkpoint (exit 3) -> requeue -> resume -> done; $n_ckpt file(s) in the checkpoint dir"
-    check_h5 complete "$WORK/requeue.h5"
+    if grep -E '^requeue-job .*: error' "$log"; then
+        say "$name: the job script reported an error"; show_log "$log"; return 1
+    fi
+    n_ckpt=$(find "$WORK/ckpt-$name" -type f 2>/dev/null | wc -l)
+    say "$name: the job log shows USR1 -> checkpoint, exit 3 -> requeue -> resume -> exit 0 ($n_ckpt checkpoint file(s) kept)"
+    grep -E '^requeue-job .*(start on|SIGUSR1|requeueing|finished)|stopped by signal at|resuming from' "$log" \
+        | sed 's/^/    /' || true
+    check_h5 complete "$WORK/$name.h5"
 
-    say "requeue: uninterrupted reference run (mpirun -n 2, outside Slurm)"
-    t0=$SECONDS
-    (cd "$WORK" && NUMBA_CACHE_DIR=${NUMBA_CACHE_DIR:-$WORK/numba-reference} \
-        timeout 300 mpirun --allow-run-as-root --oversubscribe -n 2 \
-        "$VPY" -m mpi4py -m parallel_qftml sample "$WORK/reference.toml") > "$WORK/reference.log" 2>&1 \
-        || { say "requeue: reference run failed"; show_log "$WORK/reference.log"; return 1; }
-    say "requeue: reference run took $((SECONDS - t0)) s"
-    check_h5 complete "$WORK/reference.h5"
-    check_h5 same "$WORK/requeue.h5" "$WORK/reference.h5" configs
+    ref_rc=0
+    wait "$REF_PID" || ref_rc=$?
+    trap - EXIT
+    say "$name: reference run (mpirun -n 2, uninterrupted) exit $ref_rc after $((SECONDS - t0)) s"
+    [ "$ref_rc" = 0 ] || { show_log "$WORK/$name-ref.log"; return 1; }
+    check_h5 complete "$WORK/$name-ref.h5"
+    check_h5 same "$WORK/$name.h5" "$WORK/$name-ref.h5" configs
 }
+
+# SIGUSR1 sent by the harness mid-run (~10 s of sampling on 2 idle cores)
+check_requeue() { requeue_case requeue 00:10:00 60 4000 yes 300; }
+
+# Optional (not in the default list; 5-10 min): the real `#SBATCH --signal=B:USR1@60` with a
+# 3-minute limit; Slurm signals 60-120 s after the start, so the run must take longer than that.
+check_timelimit() { requeue_case timelimit 00:03:00 60 60000 no 840; }
 
 # --------------------------------------------------------------------------------------
 # cleanup (EXIT trap): cancel jobs, stop daemons, logs on failure, summary line last
@@ -295,8 +338,10 @@ dir = \"$WORK/ckpt-requeue\""
 cleanup() {
     local rc=$? ids i f
     set +e
-    trap - EXIT INT TERM
-    if [ "$SETUP_DONE" != 1 ] && [ "$rc" != 0 ]; then FAILED=$((FAILED + 1)); fi
+    trap - EXIT
+    trap '' INT TERM                     # finish the cleanup (timeout -k still KILLs)
+    if [ "$rc" != 0 ] && [ "$FAILED" = 0 ]; then FAILED=1; fi   # setup failed, or interrupted
+    if [ -n "$CHECK_PID" ]; then kill -TERM "$CHECK_PID" 2>/dev/null; fi   # a check still running
     if [ -n "$STATE" ] && [ -d "$STATE" ]; then
         if [ "$SETUP_DONE" = 1 ]; then
             ids=$(timeout 10 squeue -h -o %i 2>/dev/null)
@@ -311,13 +356,16 @@ cleanup() {
         fi
         if [ "$FAILED" -gt 0 ] || [ "$rc" != 0 ]; then
             echo "===== logs of the failed run (state dir $STATE)"
-            for f in "$STATE"/log/munged.log "$STATE"/log/slurmctld.log "$STATE"/log/slurmd.log; do
+            for f in "$STATE"/log/slurmctld.log "$STATE"/log/slurmd.log; do
                 show_log "$f" 80
             done
-            for f in "$STATE"/log/*.stdout; do [ -s "$f" ] && show_log "$f" 40; done
-            for f in "$STATE"/jobs/*.out; do [ -f "$f" ] && show_log "$f"; done
+            for f in "$STATE"/log/*.stdout; do if [ -s "$f" ]; then show_log "$f" 40; fi; done
+            for f in "$STATE"/jobs/*.out; do if [ -f "$f" ]; then show_log "$f"; fi; done
         fi
         stop_run_processes "$STATE"
+        if [ "$FAILED" = 0 ] && [ "$rc" = 0 ]; then
+            rm -rf -- "$STATE/work" "$STATE/tmp"   # outputs, checkpoints, numba caches (~100 MB)
+        fi
     fi
     say "total time $(elapsed)"
     echo "slurm: $PASSED passed, $FAILED failed"
@@ -336,7 +384,8 @@ die() { say "error: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "must run as root (starts munged, slurmctld and slurmd as root)"
 [ -x "$VPY" ] || die "no venv python at $VPY (run make setup)"
 missing=""
-for c in slurmctld slurmd sbatch srun scontrol sinfo squeue scancel munged munge unmunge mpirun; do
+command -v mpirun >/dev/null 2>&1 || die "no mpirun (run make setup)"
+for c in slurmctld slurmd sbatch srun scontrol sinfo squeue scancel munged munge unmunge; do
     command -v "$c" >/dev/null 2>&1 || missing="$missing $c"
 done
 if [ -n "$missing" ]; then
@@ -349,17 +398,21 @@ if [ -n "$missing" ]; then
     fi
     for c in slurmctld slurmd sbatch munged; do command -v "$c" >/dev/null 2>&1 || die "$c still missing"; done
 fi
-say "$(slurmctld -V), munge $(munged -V 2>&1 | head -n 1 | awk '{print $2}'), $(mpirun --version 2>&1 | head -n 1)"
+say "$(slurmctld -V), $(munged -V 2>&1 | head -n 1 | awk '{print $1}'), $(mpirun --version 2>&1 | head -n 1)"
 
 # --------------------------------------------------------------------------------------
 # 2. leftovers of earlier runs, fresh state directory
 # --------------------------------------------------------------------------------------
 mkdir -p "$BASE"
+# one run at a time (a second run would take the first one's daemons for leftovers); the
+# lock dies with this shell; long-lived children are started with the lock fd closed
+exec 9> "$BASE/lock"
+flock -n 9 || die "another tests/slurm/run.sh is running (it holds $BASE/lock)"
 for old in "$BASE"/run.*; do
-    [ -d "$old" ] && stop_run_processes "$old"
+    if [ -d "$old" ]; then stop_run_processes "$old"; fi
 done
 # keep the newest 2 old state dirs for post-mortems
-ls -1dt "$BASE"/run.* 2>/dev/null | tail -n +3 | while read -r old; do rm -rf -- "$old"; done
+{ ls -1dt "$BASE"/run.* 2>/dev/null || true; } | tail -n +3 | while read -r old; do rm -rf -- "$old"; done
 for port in "$CTLD_PORT" "$SLURMD_PORT"; do
     if ss -Htln "sport = :$port" 2>/dev/null | grep -q .; then
         die "TCP port $port is in use (another slurm?): set PQML_SLURM_CTLD_PORT / PQML_SLURM_SLURMD_PORT"
@@ -385,11 +438,12 @@ if [ ! -s "$KEY" ]; then
     chmod 0400 "$KEY"
 fi
 SOCK=$STATE/munge/munge.socket
-# as root munged needs --force (it warns that the key is not owned by root)
-env "$MARK=$STATE" munged -F --force --socket="$SOCK" --key-file="$KEY" \
+# The daemons run in their own sessions (setsid): a Ctrl-C must not kill them before the
+# cleanup has cancelled the jobs. As root munged needs --force (the key is owned by munge).
+setsid env "$MARK=$STATE" munged -F --force --socket="$SOCK" --key-file="$KEY" \
     --pid-file="$STATE/pids/munged.pid" --log-file="$STATE/log/munged.log" \
-    --seed-file="$STATE/munge/munged.seed" > "$STATE/log/munged.stdout" 2>&1 &
-echo $! > "$STATE/pids/munged.pid"
+    --seed-file="$STATE/munge/munged.seed" > "$STATE/log/munged.stdout" 2>&1 9>&- &
+record_proc $! munged
 for i in $(seq 1 50); do [ -S "$SOCK" ] && break; sleep 0.2; done
 timeout 10 munge -n --socket="$SOCK" | timeout 10 unmunge --socket="$SOCK" > /dev/null \
     || die "munge does not work (munge -n | unmunge)"
@@ -403,15 +457,15 @@ sed -e "s|@HOST@|$HOST|g" -e "s|@STATE@|$STATE|g" -e "s|@CPUS@|$CPUS|g" -e "s|@M
 : > "$STATE/plugstack.conf"
 export SLURM_CONF=$CONF
 
-env "$MARK=$STATE" slurmctld -D -f "$CONF" > "$STATE/log/slurmctld.stdout" 2>&1 &
-echo $! > "$STATE/pids/slurmctld.pid"
-env "$MARK=$STATE" slurmd -D -f "$CONF" > "$STATE/log/slurmd.stdout" 2>&1 &
-echo $! > "$STATE/pids/slurmd.pid"
+setsid env "$MARK=$STATE" slurmctld -D -f "$CONF" > "$STATE/log/slurmctld.stdout" 2>&1 9>&- &
+record_proc $! slurmctld
+setsid env "$MARK=$STATE" slurmd -D -f "$CONF" > "$STATE/log/slurmd.stdout" 2>&1 9>&- &
+record_proc $! slurmd
 
 t0=$SECONDS
 until [ "$(timeout 5 sinfo -h -N -o %t 2>/dev/null | head -n 1)" = idle ]; do
     for d in slurmctld slurmd munged; do
-        kill -0 "$(cat "$STATE/pids/$d.pid")" 2>/dev/null || die "$d exited during start-up"
+        kill -0 "$(awk -v d="$d" '$2 == d {print $1}' "$STATE/pids/procs")" 2>/dev/null || die "$d exited during start-up"
     done
     [ $((SECONDS - t0)) -lt 60 ] || die "node not idle after 60 s: $(timeout 5 sinfo -N 2>&1 | tail -n 1)"
     sleep 0.5
@@ -432,10 +486,14 @@ for name in $CHECKS; do
     declare -F "check_$name" > /dev/null || die "unknown check '$name'"
     t0=$SECONDS
     say "--- $name"
-    set +e
-    ( set -e; "check_$name" )
-    rc=$?
-    set -e
+    # In a subshell, so that set -e works inside the check (not in an `if`); in the background
+    # and waited for, so that a signal to this shell runs its trap (cleanup) at once; without
+    # the lock fd, and recorded, so that a later run can stop it if this shell is killed.
+    ( set -e; trap 'exit 143' TERM; record_proc "$BASHPID" bash; "check_$name" ) 9>&- &
+    CHECK_PID=$!
+    rc=0
+    wait "$CHECK_PID" || rc=$?
+    CHECK_PID=""
     if [ "$rc" = 0 ]; then
         PASSED=$((PASSED + 1)); say "PASS $name ($((SECONDS - t0)) s)"
     else
