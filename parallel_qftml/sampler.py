@@ -2,7 +2,8 @@
 
 One sweep = for each colour c in order: the kernel updates the sites of colour c of the local block
 (kernels/metropolis.py), then the halo exchange sends the boundary sites of colour c (parallel/halo.py).
-Random numbers depend only on (seed, replica, sweep, global site, hit), so the same seed gives
+When only axis 0 is split over ranks and only nearest neighbours couple, both colours go in one
+pipelined pass over memory with the same result (docs/performance.md). Random numbers depend only on (seed, replica, sweep, global site, hit), so the same seed gives
 bit-identical configurations on any number of ranks and any process grid.
 """
 from __future__ import annotations
