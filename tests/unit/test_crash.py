@@ -17,7 +17,8 @@ import h5py
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from launch import env, pqml_cmd  # noqa: E402
 CONFIG = """\
 [lattice]
 shape = [64, 32]
@@ -41,17 +42,8 @@ keep = 2
 """
 
 
-def env(**extra):
-    return dict(os.environ, PYTHONPATH=str(REPO), OMPI_MCA_btl_vader_single_copy_mechanism="none",
-                OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-                OMPI_MCA_rmaps_base_oversubscribe="1", **extra)
-
-
 def cmd(n, cfg, *args):
-    c = [sys.executable, "-m", "mpi4py", "-m", "parallel_qftml", "sample", str(cfg), *args]
-    if n > 1:
-        c = ["mpirun", "-n", str(n), "--oversubscribe", *(["--allow-run-as-root"] if os.geteuid() == 0 else []), *c]
-    return c
+    return pqml_cmd(n, "sample", cfg, *args)
 
 
 def start(n, cfg, *args, **extra):

@@ -2,7 +2,6 @@
 changed physics (the CLI in subprocesses, 1/2/4 ranks via mpirun)."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +10,8 @@ import h5py
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from launch import env, pqml_cmd  # noqa: E402
 CONFIG = """\
 [lattice]
 shape = [16, 8]
@@ -36,18 +36,8 @@ keep = 2
 """
 
 
-def env():
-    e = dict(os.environ, PYTHONPATH=str(REPO), OMPI_MCA_btl_vader_single_copy_mechanism="none",
-             OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-             OMPI_MCA_rmaps_base_oversubscribe="1")
-    return e
-
-
 def pqml(n, *args, check=True, timeout=240):
-    cmd = [sys.executable, "-m", "mpi4py", "-m", "parallel_qftml", *args]
-    if n > 1:
-        cmd = ["mpirun", "-n", str(n), "--oversubscribe", *(["--allow-run-as-root"] if os.geteuid() == 0 else []),
-               *cmd]
+    cmd = pqml_cmd(n, *args)
     r = subprocess.run(cmd, capture_output=True, text=True, env=env(), timeout=timeout)
     if check and r.returncode:
         raise AssertionError(f"{cmd} -> {r.returncode}\n{r.stdout}\n{r.stderr}")
@@ -148,11 +138,8 @@ def test_changed_physics_is_refused_unless_forced(tmp_path):
 
 def test_gather_backend_writes_the_same_bytes(tmp_path, reference):
     cfg = write_cfg(tmp_path, "run")
-    e = env()
-    e["PQML_H5_BACKEND"] = "gather"
-    cmd = ["mpirun", "-n", "2", "--oversubscribe", *(["--allow-run-as-root"] if os.geteuid() == 0 else []),
-           sys.executable, "-m", "mpi4py", "-m", "parallel_qftml", "sample", str(cfg)]
-    r = subprocess.run(cmd, capture_output=True, text=True, env=e, timeout=240)
+    r = subprocess.run(pqml_cmd(2, "sample", cfg), capture_output=True, text=True,
+                       env=env(PQML_H5_BACKEND="gather"), timeout=240)
     assert r.returncode == 0, r.stderr
     assert "gathered to rank 0" in r.stderr
     got = read(tmp_path / "run.h5")
