@@ -22,7 +22,6 @@ M1 = np.uint64(0xCD9E8D57)
 W0 = np.uint32(0x9E3779B9)
 W1 = np.uint32(0xBB67AE85)
 TWO_M53 = 2.0 ** -53
-TWO_M31 = 2.0 ** -31
 
 
 def key_of(seed: int):

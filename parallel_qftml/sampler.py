@@ -164,11 +164,6 @@ class Sampler:
             out[tuple(slice(ci * n, (ci + 1) * n) for ci, n in zip(c, self.geom.local_shape))] = blk
         return out
 
-    def set_field(self, global_field: np.ndarray):
-        """Set this block from a global field (every rank passes the same array) and fill ghosts."""
-        self.interior()[...] = np.asarray(global_field)[self.geom.global_slices]
-        self.halo.exchange(self.phi)
-
 
 def warm_up():
     """Compile (or load from NUMBA_CACHE_DIR) every kernel on a tiny lattice, serially; job scripts

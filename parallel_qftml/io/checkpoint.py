@@ -74,7 +74,7 @@ def _blocks(sampler):
     out = [(S.PHI, (topo.replica,), sampler.interior(), (R, *shape), (topo.replica, *g.offset))]
     out.append((f"{S.COUPLINGS}/w", (slice(None),), np.stack([interior(sampler.w[mu]) for mu in range(d)]),
                 (d, *shape), (0, *g.offset)))
-    for name in ("a", "b", "r"):
+    for name in S.SITE_COUPLINGS:
         out.append((f"{S.COUPLINGS}/{name}", (), interior(getattr(sampler, name)), shape, g.offset))
     return out
 
@@ -155,7 +155,7 @@ def _try_load(path: str, sampler):
     for mu in range(g.ndim):
         interior(sampler.w[mu])[...] = blocks[f"{S.COUPLINGS}/w"][mu]
         sampler.halo.exchange(sampler.w[mu])
-    for name in ("a", "b", "r"):
+    for name in S.SITE_COUPLINGS:
         interior(getattr(sampler, name))[...] = blocks[f"{S.COUPLINGS}/{name}"]
     sampler.halo.exchange(sampler.phi)
     deltas = np.asarray(attrs["delta"], dtype=np.float64)

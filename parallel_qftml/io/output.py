@@ -187,7 +187,7 @@ def create_couplings(h5: SharedH5, shape, w_nnn: float) -> None:
     h5.require_group(S.COUPLINGS)
     h5.create_dataset(f"{S.COUPLINGS}/w", shape=(d, *shape), dtype=np.float64,
                       chunks=S.field_chunks((d, *shape), 1), fill_time="never")
-    for name in ("a", "b", "r"):
+    for name in S.SITE_COUPLINGS:
         h5.create_dataset(f"{S.COUPLINGS}/{name}", shape=shape, dtype=np.float64,
                           chunks=S.field_chunks(shape, 0), fill_time="never")
     h5.set_attrs(S.COUPLINGS, **{S.ATTR_W_NNN: float(w_nnn)})
@@ -203,10 +203,10 @@ def write_couplings(h5: SharedH5, sampler, shape):
     for mu, n in enumerate(shape):
         _coordinate(h5, S.COUPLINGS, f"x{mu}", n)
         h5.make_scale(f"{S.COUPLINGS}/x{mu}", f"{S.COUPLINGS}/w", 1 + mu)
-        for name in ("a", "b", "r"):
+        for name in S.SITE_COUPLINGS:
             h5.make_scale(f"{S.COUPLINGS}/x{mu}", f"{S.COUPLINGS}/{name}", mu)
     interior = lambda x: x.reshape(g.padded_shape)[g.interior]
     w = np.stack([interior(sampler.w[mu]) for mu in range(d)])
     h5.write_blocks(f"{S.COUPLINGS}/w", (slice(None),), w, g.global_slices)
-    for name in ("a", "b", "r"):
+    for name in S.SITE_COUPLINGS:
         h5.write_blocks(f"{S.COUPLINGS}/{name}", (), interior(getattr(sampler, name)), g.global_slices)

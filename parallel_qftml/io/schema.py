@@ -24,7 +24,7 @@ REPLICA = "replica"       # coordinate datasets replica, x0, x1, ..., axis: dime
 CONFIGS = "configs"
 PHI = "phi"
 COUPLINGS = "couplings"
-COUPLING_NAMES = ("w", "a", "b", "r")
+SITE_COUPLINGS = ("a", "b", "r")     # /couplings/<name>, shape = lattice shape (w is separate)
 ATTR_W_NNN = "w_nnn"
 
 # the keys of Sampler.measure(), in file order
