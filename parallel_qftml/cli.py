@@ -1,5 +1,5 @@
 """Command line: ``pqml info`` | ``pqml sample CONFIG [--set section.key=value ...] [--resume [--force]]``
-| ``pqml inspect FILE.h5``.
+| ``pqml learn CONFIG [...same options]`` | ``pqml inspect FILE.h5``.
 
 Recommended launch under MPI: ``mpirun -n N python -m mpi4py -m parallel_qftml sample CONFIG``.
 A ``UserError`` prints ``pqml: error: <message>`` once (rank 0) and exits 2 on every rank; any other
@@ -29,6 +29,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("config", metavar="CONFIG", help="TOML config file")
     s.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a config value (TOML syntax, e.g. --set sampler.n_sweeps=10); repeatable")
+    s.add_argument("--resume", action="store_true",
+                   help="continue from the newest valid checkpoint (start afresh if there is none)")
+    s.add_argument("--force", action="store_true",
+                   help="with --resume: accept a checkpoint whose physics config differs")
+    s = sub.add_parser("learn", help="learn the couplings of the MRF from a target action or from data "
+                                     "(docs/learning.md)")
+    s.add_argument("config", metavar="CONFIG", help="TOML config file")
+    s.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a config value (TOML syntax); repeatable")
     s.add_argument("--resume", action="store_true",
                    help="continue from the newest valid checkpoint (start afresh if there is none)")
     s.add_argument("--force", action="store_true",
@@ -83,6 +92,13 @@ def _sample(args, comm) -> int:
     return run_sample(load_config(args.config, args.overrides), comm, resume=args.resume, force=args.force)
 
 
+def _learn(args, comm) -> int:
+    from .learn import run_learn
+    from .learning.config import load_learn_config
+
+    return run_learn(load_learn_config(args.config, args.overrides), comm, resume=args.resume, force=args.force)
+
+
 def _inspect(args, comm) -> int:
     from .io.inspect import inspect_lines
     if comm.Get_rank() == 0:
@@ -91,13 +107,14 @@ def _inspect(args, comm) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit code (0 ok, 2 user error, 3 stopped by a signal after a checkpoint)."""
+    """Entry point; returns the exit code (0 ok, 2 user error, 3 stopped by a signal after a checkpoint,
+    4 learning diverged)."""
     args = build_parser().parse_args(argv)
     from mpi4py import MPI
 
     comm = MPI.COMM_WORLD
     try:
-        return {"info": _info, "sample": _sample, "inspect": _inspect}[args.command](args, comm)
+        return {"info": _info, "sample": _sample, "learn": _learn, "inspect": _inspect}[args.command](args, comm)
     except UserError as e:
         if comm.Get_rank() == 0:
             msg = " ".join(str(e).split("\n"))

@@ -20,11 +20,12 @@ except ImportError:  # Python 3.10
 
 from .errors import ConfigError
 
-ACTION_KINDS = ("mrf", "lattice", "target")
+ACTION_KINDS = ("mrf", "lattice", "target", "file")
 ACTION_KEYS = {
     "mrf": ("w", "a", "b", "r", "w_nnn", "spread"),
     "lattice": ("kappa", "mu2", "lam"),
     "target": ("g",),
+    "file": ("path",),
 }
 TARGET_TERMS = ("nn", "phi2", "phi4", "nnn", "phi", "i_phi2")
 INIT_KINDS = ("random", "cold")
@@ -62,6 +63,8 @@ class ActionConfig:
     lam: float | None = None
     # kind = "target": coupling name -> g_k
     g: Mapping[str, float] = field(default_factory=dict, hash=False)
+    # kind = "file": an HDF5 file with /couplings (the output of pqml learn or pqml sample)
+    path: str = ""
 
 
 @dataclass(frozen=True)
@@ -133,6 +136,10 @@ class RunConfig:
             return PhiFourAction.homogeneous(ndim, w=a.w, a=a.a, b=a.b, r=a.r, w_nnn=a.w_nnn)
         if a.kind == "lattice":
             return PhiFourAction.from_lattice(ndim, a.kappa, a.mu2, a.lam)
+        if a.kind == "file":
+            from .io.couplings import read_couplings
+            w, site, w_nnn = read_couplings(a.path, self.lattice.shape)
+            return PhiFourAction.inhomogeneous(w, site["a"], site["b"], site["r"], w_nnn)
         return PhiFourAction.from_target(ndim, dict(a.g))
 
 
@@ -251,6 +258,11 @@ def _action(t: dict, ndim: int) -> ActionConfig:
             mu2=_float("action.mu2", _require("action", t, "mu2")),
             lam=_float("action.lam", _require("action", t, "lam"), lambda x: x >= 0,
                        "a number >= 0 (a negative quartic coupling is unbounded below)"))
+    if kind == "file":
+        path = _require("action", t, "path")
+        if not isinstance(path, str) or not path.strip():
+            raise _fail("action.path", "must be a non-empty string", path)
+        return ActionConfig(kind, path=path)
     g = _table("action.g", _require("action", t, "g"))
     _check_keys("action.g", g, TARGET_TERMS)
     gv = {k: _float(f"action.g.{k}", v) for k, v in g.items()}
@@ -346,23 +358,31 @@ def apply_override(d: dict, assignment: str) -> None:
     node[parts[-1]] = value
 
 
-def parse_config(text: str, source: str = "<string>", overrides: Sequence[str] = ()) -> RunConfig:
-    """Parse and validate TOML text; ``overrides`` are ``section.key=value`` strings (``--set``)."""
+def parse_toml(text: str, source: str = "<string>", overrides: Sequence[str] = ()) -> dict:
+    """TOML text -> dict with the ``section.key=value`` overrides (``--set``) applied."""
     try:
         d = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config error: {source}: invalid TOML: {e}") from None
     for o in overrides:
         apply_override(d, o)
-    return from_dict(d, text, overrides)
+    return d
 
 
-def load_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
-    """Read and validate a TOML config file."""
+def read_config_text(path: str | Path) -> str:
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"config error: config file {str(path)!r} not found") from None
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"config error: cannot read config file {str(path)!r}: {e}") from None
-    return parse_config(text, str(path), overrides)
+
+
+def parse_config(text: str, source: str = "<string>", overrides: Sequence[str] = ()) -> RunConfig:
+    """Parse and validate TOML text; ``overrides`` are ``section.key=value`` strings (``--set``)."""
+    return from_dict(parse_toml(text, source, overrides), text, overrides)
+
+
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
+    """Read and validate a TOML config file."""
+    return parse_config(read_config_text(path), str(path), overrides)

@@ -41,11 +41,14 @@ class Progress:
         if force is None:
             force = os.environ.get("PQML_PROGRESS", "") == "force"
         self.tty = force or (hasattr(self.stream, "isatty") and self.stream.isatty())
+        self.status = ""
         self.done, self._last_decile, self._last_draw, self.t0 = 0, 0, 0.0, time.monotonic()
 
-    def update(self, n: int = 1) -> None:
+    def update(self, n: int = 1, status: str = "") -> None:
+        """Advance by n; `status` (e.g. "KL 0.12 lr 1e-3") is shown after the bar."""
         if not self.enabled:
             return
+        self.status = status
         self.done = min(self.done + n, self.total)
         if self.tty:
             now = time.monotonic()
@@ -65,7 +68,7 @@ class Progress:
         bar = "#" * int(frac * self.width)
         end = "" if self.tty else "\n"
         self.stream.write(f"{start}{self.label} [{bar:<{self.width}}] {self.done}/{self.total} "
-                          f"{100 * frac:5.1f}% {el:6.1f}s eta {eta:6.1f}s{end}")
+                          f"{100 * frac:5.1f}% {el:6.1f}s eta {eta:6.1f}s{' ' + self.status if self.status else ''}{end}")
         self.stream.flush()
 
     def close(self) -> None:

@@ -8,7 +8,7 @@ Counter (c0, c1, c2, c3):
     c0 = global site index i mod 2**32 (row-major over the global shape)
     c1 = sweep t (updates) or 0 (initialisation)
     c2 = draw | (i >> 32) << 8      draw = Metropolis hit (updates) or block 0..3 (initialisation)
-    c3 = purpose | replica << 2     purpose UPDATE = 0, INIT = 1
+    c3 = purpose | replica << 2     purpose UPDATE = 0, INIT = 1, COUPLING_INIT = 2
 Replica 0 reproduces ../shared/yardstick/README.md bit for bit: updates (i, t, 0, 0), init (i, 0, c2, 1).
 Two 32-bit words give one double: u53(hi, lo) = ((hi << 32 | lo) >> 11) * 2**-53, exact, in [0, 1).
 """
@@ -17,6 +17,7 @@ from numba import njit, uint32, uint64
 
 UPDATE = 0
 INIT = 1
+COUPLING_INIT = 2    # initial couplings of a learning run (draw = coupling index, replica 0)
 M0 = np.uint64(0xD2511F53)
 M1 = np.uint64(0xCD9E8D57)
 W0 = np.uint32(0x9E3779B9)
@@ -82,3 +83,19 @@ def fill_uniform(dst, row_base, row_gbase, n_last, col, k0, k1, c3, base, spread
             o0, o1, o2, o3 = philox(uint32(i & 0xFFFFFFFF), 0, blk | uint32((i >> 32) << 8), c3, k0, k1)
             v = u53(o0, o1) if col % 2 == 0 else u53(o2, o3)
             dst[b0 + x] = base + spread * (2.0 * v - 1.0)
+
+
+@njit(cache=True, boundscheck=False)
+def fill_normal(dst, row_base, row_gbase, n_last, blk, k0, k1, c3, mean, std):
+    """dst[row_base + x] = mean + std * z with z a standard normal keyed on the global site: the
+    initialisation block `blk` of the site (counter (i, 0, blk | hi(i) << 8, c3)) gives u1, u2 and
+    z = sqrt(-2 ln(1 - u1)) cos(2 pi u2) (Box-Muller)."""
+    b = uint32(blk)
+    for row in range(row_base.shape[0]):
+        b0 = row_base[row]
+        g0 = row_gbase[row]
+        for x in range(n_last):
+            i = g0 + x
+            o0, o1, o2, o3 = philox(uint32(i & 0xFFFFFFFF), 0, b | uint32((i >> 32) << 8), c3, k0, k1)
+            z = np.sqrt(-2.0 * np.log(1.0 - u53(o0, o1))) * np.cos(2.0 * np.pi * u53(o2, o3))
+            dst[b0 + x] = mean + std * z

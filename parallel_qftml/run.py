@@ -24,7 +24,7 @@ from .log import Progress, get_logger
 TEST_RAISE_ENV = "PQML_TEST_RAISE_ON_RANK"
 
 
-def plot_path(cfg: RunConfig) -> Path:
+def plot_path(cfg) -> Path:
     """The PNG written next to the .h5 when ``output.plot`` is true."""
     return Path(cfg.output.path).with_suffix(".png")
 
@@ -43,7 +43,7 @@ def _refuse_if(check, comm) -> None:
         raise OutputError(msg)
 
 
-def _check_outputs(cfg: RunConfig, comm) -> None:
+def check_outputs(cfg, comm) -> None:
     """The output path(s) can be written (nothing is created)."""
     def check():
         check_output_path(cfg.output.path, cfg.output.overwrite)
@@ -52,8 +52,8 @@ def _check_outputs(cfg: RunConfig, comm) -> None:
     _refuse_if(check, comm)
 
 
-def run_metadata(cfg: RunConfig, topo) -> dict:
-    """Root attributes saying how the output was made."""
+def run_metadata(cfg, topo, seed: int) -> dict:
+    """Root attributes saying how the output was made (cfg: a RunConfig or a LearnConfig)."""
     import h5py
     import mpi4py
     import numba
@@ -64,7 +64,7 @@ def run_metadata(cfg: RunConfig, topo) -> dict:
     return {
         "run_id": uuid.uuid4().hex, "config_text": cfg.text, "config_sha256": cfg.sha256,
         "config_overrides": "\n".join(cfg.overrides),
-        "package_version": __version__, "seed": np.uint64(cfg.sampler.seed),
+        "package_version": __version__, "seed": np.uint64(seed),
         "global_shape": np.asarray(cfg.lattice.shape, dtype=np.int64),
         "proc_grid": np.asarray(topo.proc_grid, dtype=np.int64),
         "n_replicas": topo.n_replicas, "n_ranks": topo.world.Get_size(),
@@ -93,7 +93,7 @@ def write_plot(path: Path, sweeps: np.ndarray, action_density: np.ndarray, m: np
     plt.close(fig)
 
 
-def _clear_checkpoints(cfg: RunConfig, comm, allowed: bool) -> None:
+def clear_checkpoints(cfg, comm, allowed: bool) -> None:
     """A fresh start must not leave an earlier run's checkpoints beside its own (a later --resume would
     pick them up): delete them if the output may be overwritten, else refuse."""
     from .io.checkpoint import list_checkpoints, remove_checkpoints
@@ -107,7 +107,7 @@ def _clear_checkpoints(cfg: RunConfig, comm, allowed: bool) -> None:
     _refuse_if(check, comm)
 
 
-def _restart_check(cfg: RunConfig, comm) -> None:
+def restart_check(cfg, comm) -> None:
     """--resume without a checkpoint: start afresh, overwriting an output file only if it is an
     incomplete file of the same physics (a run killed before its first checkpoint)."""
     def check():
@@ -126,20 +126,24 @@ def _restart_check(cfg: RunConfig, comm) -> None:
     _refuse_if(check, comm)
 
 
-def _check_space(cfg: RunConfig, comm) -> None:
-    """Refuse to start when the disk cannot hold the configurations and checkpoints to be written."""
-    import shutil
+def sample_bytes(cfg: RunConfig) -> int:
+    """Disk space a sampling run writes: configurations and checkpoints."""
     V, R = math.prod(cfg.lattice.shape), cfg.parallel.n_replicas
     n_save = cfg.sampler.n_sweeps // cfg.output.save_every if cfg.output.save_every else 0
-    need = 8 * V * R * n_save + 8 * V * (R + len(cfg.lattice.shape) + 3) * (cfg.checkpoint.keep + 2)
+    return 8 * V * R * n_save + 8 * V * (R + len(cfg.lattice.shape) + 3) * (cfg.checkpoint.keep + 2)
+
+
+def check_space(path: str, need: int, comm) -> None:
+    """Refuse to start when the disk holding `path` has less than `need` bytes free."""
+    import shutil
 
     def check():
-        d = Path(cfg.output.path).absolute().parent
+        d = Path(path).absolute().parent
         while not d.exists():
             d = d.parent
         free = shutil.disk_usage(d).free
         if free < need:
-            return (f"not enough disk space for {cfg.output.path!r}: the run writes about {need / 2**20:.0f} MiB "
+            return (f"not enough disk space for {path!r}: the run writes about {need / 2**20:.0f} MiB "
                     f"(configurations and checkpoints), {free / 2**20:.0f} MiB free")
     _refuse_if(check, comm)
 
@@ -150,8 +154,8 @@ def run_sample(cfg: RunConfig, comm, resume: bool = False, force: bool = False) 
     (or start afresh if there is none and no output file)."""
     log = get_logger(comm)
     if not resume:
-        _check_outputs(cfg, comm)  # first: cheap, and nothing is created if it fails
-    _check_space(cfg, comm)
+        check_outputs(cfg, comm)  # first: cheap, and nothing is created if it fails
+    check_space(cfg.output.path, sample_bytes(cfg), comm)
 
     from .io.checkpoint import load_latest, write_checkpoint
     from .io.output import RunFile
@@ -170,7 +174,7 @@ def run_sample(cfg: RunConfig, comm, resume: bool = False, force: bool = False) 
 
     state = load_latest(cfg.checkpoint_dir, sampler, log.warning) if resume else None
     if resume and state is None:
-        _restart_check(cfg, comm)
+        restart_check(cfg, comm)
     if state is not None and state.physics_sha256 != cfg.physics_sha256 and not force:
         raise UserError(f"cannot resume from {state.path}: the config's lattice, action, sampler or "
                         f"output.save_every differ from the checkpointed run (use --force to resume anyway)")
@@ -178,7 +182,7 @@ def run_sample(cfg: RunConfig, comm, resume: bool = False, force: bool = False) 
         raise UserError(f"cannot resume from {state.path}: it is at sweep {state.sweep_count}, beyond "
                         f"n_therm + n_sweeps = {total}")
     if state is None:
-        _clear_checkpoints(cfg, comm, allowed=oc.overwrite or resume)
+        clear_checkpoints(cfg, comm, allowed=oc.overwrite or resume)
     log.info(f"{topo.describe()}, {sampler.n_colours} colours, action kind {cfg.action.kind!r}"
              + (f"; resuming from {state.path} at sweep {state.sweep_count}" if state else ""))
 
@@ -186,7 +190,7 @@ def run_sample(cfg: RunConfig, comm, resume: bool = False, force: bool = False) 
         run_id = state.run_id
         out = RunFile.reopen(oc.path, topo, state.n_meas, state.n_saved, save_configs, run_id)
     else:
-        meta = bcast(run_metadata(cfg, topo) if topo.is_root else None, comm)
+        meta = bcast(run_metadata(cfg, topo, cfg.sampler.seed) if topo.is_root else None, comm)
         meta["physics_sha256"] = cfg.physics_sha256
         run_id = meta["run_id"]
         out = RunFile.create(oc.path, topo, meta, True, save_configs, sampler)   # path checked above

@@ -27,7 +27,12 @@ TUNE_FRACTION = 0.8      # adjust during this fraction of the thermalisation, th
 class Sampler:
     """State of one replica's chain on this rank's block (the topology fixes which replica)."""
 
-    def __init__(self, topology, action, seed: int, delta: float = 1.0, n_hits: int = 1, init: str = "random"):
+    def __init__(self, topology, action, seed: int, delta: float = 1.0, n_hits: int = 1, init: str = "random",
+                 chain: int | None = None, couplings=None, proposal=None):
+        """`chain` (default: the topology's replica) selects the random stream, so one rank can run
+        several chains (learning/ensemble.py); `couplings` = (w, a, b, r) padded arrays to share
+        instead of the action's (ghosts of w filled by the caller); `proposal` = (lo, hi) replaces the
+        random walk by the uniform proposal between lo and hi (appendix B of the paper)."""
         if not 1 <= n_hits <= 255:
             raise UserError(f"sampler.n_hits must be in 1..255, got {n_hits}")
         if not delta > 0:
@@ -37,20 +42,30 @@ class Sampler:
         self.action = action
         self.seed = int(seed)
         self.k0, self.k1 = key_of(seed)
-        self.c3 = c3_of(UPDATE, topology.replica)
+        self.chain = topology.replica if chain is None else int(chain)
+        self.c3 = c3_of(UPDATE, self.chain)
         self.delta = float(delta)
         self.n_hits = int(n_hits)
         self.nnn = action.has_nnn
         self.n_colours = g.n_colours(self.nnn)
         self.halo = HaloExchange(topology, self.nnn)
-        self.w, self.a, self.b, self.r = action.local_couplings(g)
-        for mu in range(g.ndim):
-            self.halo.exchange(self.w[mu])
+        if couplings is None:
+            self.w, self.a, self.b, self.r = action.local_couplings(g)
+            for mu in range(g.ndim):
+                self.halo.exchange(self.w[mu])
+        else:
+            self.w, self.a, self.b, self.r = couplings
+        self.lo, self.width = 0.0, 0.0
+        if proposal is not None:
+            lo, hi = (float(v) for v in proposal)
+            if not hi > lo:
+                raise UserError(f"uniform proposal needs max > min, got [{lo}, {hi}]")
+            self.lo, self.width = lo, hi - lo
         self.phi = np.zeros(int(np.prod(g.padded_shape)))
         all_rows, all_gbase, _ = g.rows(0, False)      # every row holds sites of parity 0
         if init == "random":      # phi = 2 v0 - 1 (the yardstick's initial state for replica 0)
             fill_uniform(self.phi, all_rows, all_gbase, g.local_shape[-1], 0, self.k0, self.k1,
-                         c3_of(INIT, topology.replica), 0.0, 1.0)
+                         c3_of(INIT, self.chain), 0.0, 1.0)
         elif init != "cold":
             raise UserError(f"sampler.init must be 'random' or 'cold', got {init!r}")
         self.halo.exchange(self.phi)
@@ -111,7 +126,8 @@ class Sampler:
         t0 = time.perf_counter()
         acc = update_schedule(self.phi, self.w, self.a, self.b, self.r, self.action.w_nnn, g.strides,
                               self.nnn_off, self.rows, steps, g.local_shape[-1], t, self.k0, self.k1,
-                              self.c3, self.delta, self.n_hits, *self.bufs, *self.slab_ghosts)
+                              self.c3, self.delta, self.n_hits, *self.bufs, *self.slab_ghosts,
+                              self.lo, self.width)
         t1 = time.perf_counter()
         self.halo.exchange(self.phi, colour, axes)
         self.timers["kernel"] += t1 - t0

@@ -47,6 +47,30 @@ def _no_evictions(f) -> None:
         pass
 
 
+def create_atomically(path, comm, overwrite: bool, build) -> SharedH5:
+    """Check `path`, create `<path>.part`, call `build(h5)` (every rank), rename it to `path` and return
+    it reopened read-write: `path` is never a half-made file."""
+    from ..parallel.reductions import bcast
+    msg = None
+    if comm.Get_rank() == 0:
+        try:
+            check_output_path(path, overwrite)
+            Path(path).absolute().parent.mkdir(parents=True, exist_ok=True)
+        except (OutputError, OSError) as e:
+            msg = str(e)
+    msg = bcast(msg, comm)
+    if msg:
+        raise OutputError(msg)
+    tmp = f"{path}.part"
+    h5 = SharedH5(tmp, "w", comm)
+    build(h5)
+    h5.close()
+    if comm.Get_rank() == 0:
+        os.replace(tmp, path)
+    comm.Barrier()
+    return SharedH5(path, "r+", comm)
+
+
 class RunFile:
     """Open on every rank of topo.world. Use create() or reopen()."""
 
@@ -64,20 +88,12 @@ class RunFile:
         """New file with its datasets (and the sampler's couplings), created under a temporary name and
         renamed when complete, so that `path` is never a half-made file; metadata values must be the
         same on every rank (broadcast them first)."""
-        from ..parallel.reductions import bcast
-        world = topo.world
-        msg = None
-        if world.Get_rank() == 0:
-            try:
-                check_output_path(path, overwrite)
-                Path(path).absolute().parent.mkdir(parents=True, exist_ok=True)
-            except (OutputError, OSError) as e:
-                msg = str(e)
-        msg = bcast(msg, world)
-        if msg:
-            raise OutputError(msg)
-        tmp = f"{path}.part"
-        h5 = SharedH5(tmp, "w", world)
+        h5 = create_atomically(path, topo.world, overwrite, lambda h5: cls._layout(h5, topo, metadata,
+                                                                                  save_configs, sampler))
+        return cls(h5, topo, 0, 0)
+
+    @staticmethod
+    def _layout(h5, topo, metadata, save_configs, sampler):
         R, shape = topo.n_replicas, tuple(topo.shape)
         h5.set_attrs(**{k: v for k, v in metadata.items() if v is not None})
         h5.set_attrs(**{S.ATTR_SCHEMA_VERSION: S.SCHEMA_VERSION, S.ATTR_COMPLETE: False,
@@ -105,11 +121,6 @@ class RunFile:
                 h5.make_scale(f"{S.CONFIGS}/x{mu}", f"{S.CONFIGS}/{S.PHI}", 2 + mu)
         if sampler is not None:
             write_couplings(h5, sampler, shape)
-        h5.close()
-        if world.Get_rank() == 0:
-            os.replace(tmp, path)
-        world.Barrier()
-        return cls(SharedH5(path, "r+", world), topo, 0, 0)
 
     @classmethod
     def reopen(cls, path, topo, n_meas: int, n_saved: int, save_configs: bool, run_id: str) -> "RunFile":
@@ -196,8 +207,16 @@ def create_couplings(h5: SharedH5, shape, w_nnn: float) -> None:
 def write_couplings(h5: SharedH5, sampler, shape):
     """/couplings/{w, a, b, r} from the sampler's blocks (replica 0's ranks write; all hold the same)."""
     g = sampler.geom
+    interior = lambda x: x.reshape(g.padded_shape)[g.interior]
+    create_coupling_scales(h5, shape, sampler.action.w_nnn)
+    write_coupling_blocks(h5, g, np.stack([interior(sampler.w[mu]) for mu in range(len(shape))]),
+                          {n: interior(getattr(sampler, n)) for n in S.SITE_COUPLINGS})
+
+
+def create_coupling_scales(h5: SharedH5, shape, w_nnn: float) -> None:
+    """create_couplings plus the coordinate datasets of every axis (dimension scales)."""
     d = len(shape)
-    create_couplings(h5, shape, sampler.action.w_nnn)
+    create_couplings(h5, shape, w_nnn)
     _coordinate(h5, S.COUPLINGS, "axis", d)
     h5.make_scale(f"{S.COUPLINGS}/axis", f"{S.COUPLINGS}/w", 0)
     for mu, n in enumerate(shape):
@@ -205,8 +224,11 @@ def write_couplings(h5: SharedH5, sampler, shape):
         h5.make_scale(f"{S.COUPLINGS}/x{mu}", f"{S.COUPLINGS}/w", 1 + mu)
         for name in S.SITE_COUPLINGS:
             h5.make_scale(f"{S.COUPLINGS}/x{mu}", f"{S.COUPLINGS}/{name}", mu)
-    interior = lambda x: x.reshape(g.padded_shape)[g.interior]
-    w = np.stack([interior(sampler.w[mu]) for mu in range(d)])
-    h5.write_blocks(f"{S.COUPLINGS}/w", (slice(None),), w, g.global_slices)
+
+
+def write_coupling_blocks(h5: SharedH5, geom, w: np.ndarray, site: Mapping[str, np.ndarray],
+                          group: str = S.COUPLINGS, prefix: tuple = ()) -> None:
+    """Write this rank's blocks w (d, *local_shape) and site[name] (local_shape) of the couplings."""
+    h5.write_blocks(f"{group}/w", prefix + (slice(None),), w, geom.global_slices)
     for name in S.SITE_COUPLINGS:
-        h5.write_blocks(f"{S.COUPLINGS}/{name}", (), interior(getattr(sampler, name)), g.global_slices)
+        h5.write_blocks(f"{group}/{name}", prefix, site[name], geom.global_slices)

@@ -61,3 +61,26 @@ def field_chunks(shape: tuple, lead: int) -> tuple:
             continue
         chunk[ax] = (chunk[ax] + 1) // 2
     return tuple(chunk)
+
+# Learning file (pqml learn, output.path): the measurement-file root attributes and /couplings (the
+# current couplings, rewritten at every checkpoint and at the end), plus
+#     /learning/epoch         int64 (n_epochs,)      epochs done after each row (dimension scale)
+#     /learning/<series>      float64 (n_epochs,)    LEARN_SERIES + per-coupling statistics
+#     /learning/snapshots/{w,a,b,r}  float64 (n_snap, ...) couplings every output.save_every epochs
+#     /learning/snapshots/epoch      int64 (n_snap,)
+# Learning checkpoint: /chains/phi (n_chains, *shape), /reference/phi (n_ref, *shape), /couplings/...,
+# /optimizer/<slot>_<param> (global shapes of the parameter), attributes LEARN_CKPT_ATTRS.
+LEARNING = "learning"
+EPOCH = "epoch"
+SNAPSHOTS = "learning/snapshots"
+LEARN_SERIES = ("lr", "kl", "kl_err", "kl_ref", "kl_ref_err", "acceptance", "delta", "grad_norm")
+COUPLING_STATS = ("mean", "std", "grad_norm")     # /learning/<stat>_<w|a|b|r>
+CHAINS_PHI = "chains/phi"
+REFERENCE_PHI = "reference/phi"
+OPTIMIZER = "optimizer"
+LEARN_CKPT_ATTRS = ("epoch", "optimizer_t", "sweep_count", "delta", "ref_sweep_count", "ref_delta", "n_rows",
+                    "n_snap", "physics_sha256", "config_text", "run_id")
+
+
+def learn_series_names() -> tuple:
+    return LEARN_SERIES + tuple(f"{s}_{p}" for s in COUPLING_STATS for p in ("w", *SITE_COUPLINGS))

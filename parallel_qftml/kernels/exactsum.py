@@ -69,3 +69,18 @@ def to_float(row: np.ndarray) -> float:
     for k in range(N_BINS - 1, -1, -1):
         total = (total << 32) + int(row[k])
     return total / (1 << 1074)   # int / int true division is correctly rounded
+
+
+
+@njit(cache=True, boundscheck=False)
+def add_array(acc, o, bits):
+    """Add the doubles whose IEEE bits are the int64 array `bits` (``x.view(np.int64)`` of a
+    contiguous 1-d float64 array) to accumulator row o; normalised on return."""
+    count = 0
+    for i in range(bits.shape[0]):
+        add_bits(acc, o, bits[i])
+        count += 1
+        if count > RENORM:
+            normalise(acc)
+            count = 0
+    normalise(acc)

@@ -67,3 +67,13 @@ def replica_values(topo, value, root_only: bool = True):
         for k, v in it[1].items():
             res.setdefault(k, np.full(n, np.nan))[it[0]] = v
     return res
+
+
+def exact_array_sums(arrays, comm) -> list:
+    """Correctly rounded global sums of each local float64 array in `arrays` over the ranks of `comm`
+    (bit-identical on every rank layout)."""
+    from ..kernels.exactsum import add_array, new_accumulators
+    acc = new_accumulators(len(arrays))
+    for o, x in enumerate(arrays):
+        add_array(acc, o, np.ascontiguousarray(x, dtype=np.float64).ravel().view(np.int64))
+    return exact_global_sums(acc, comm)

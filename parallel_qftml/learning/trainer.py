@@ -1,0 +1,282 @@
+"""The learning engine: chains of the MRF on this rank's block, couplings, gradients, updates.
+
+Couplings theta = {w (d, *local), a, b, r (local)} live on the ranks that own their sites; the chains
+of this rank's replica group share one padded copy of them. One epoch (docs/learning.md):
+* target mode, KL(p||q) (section III A, eq. 12): every chain takes `samples_per_epoch` measurements,
+  `sweeps_per_sample` sweeps apart; per sample D = S - A (exact global sums) and the per-site
+  O = dS/dtheta (kernels/gradient.py) are accumulated; L = Cov(D, O) over all chains.
+* data mode, KL(q||p) (section III B, eq. 25): one update per mini-batch of the data (an epoch is one
+  pass, batches drawn by a permutation keyed on (seed, epoch)); L = <O>_batch - <O>_model with the
+  model term from the chains after `sweeps_per_sample` sweeps (PCD: persistent chains; CD-k: chain j
+  restarts from batch element j).
+The chains' sums are combined in chain order (parallel/ensemble.py) and every update is elementwise,
+so the couplings are bit-identical on every rank layout with the same total number of chains.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..errors import UserError
+from ..kernels.gradient import accumulate, n_features
+from ..models.action import PhiFourAction, TargetAction
+from ..parallel.ensemble import chain_range, gather_chain_sums, gather_chain_values
+from ..parallel.halo import HaloExchange
+from ..parallel.reductions import exact_array_sums
+from ..rng import COUPLING_INIT, c3_of, fill_normal, key_of
+from ..sampler import Sampler
+from .estimators import ChainSums, kl_estimate, pooled_covariance, pooled_mean
+from .optimizers import Optimizer, learning_rate
+
+PARAM_NAMES = ("w", "a", "b", "r")
+ADAPT_CLIP = (0.8, 1.25)      # per-epoch step-size adaptation factor bounds (sampler.tune)
+
+
+class DivergenceError(UserError):
+    """Training produced a non-finite action or gradient."""
+    exit_code = 4
+
+
+class Trainer:
+    def __init__(self, cfg, topo, data=None):
+        """`data` = (blocks (N, *local_shape), min, max) for data mode (io/dataset.py)."""
+        self.cfg, self.topo = cfg, topo
+        g = self.geom = topo.geometry
+        d = g.ndim
+        self.K = n_features(d)
+        self.V = int(np.prod(g.local_shape))
+        self.interior = lambda x: x.reshape(g.padded_shape)[g.interior]
+        P = int(np.prod(g.padded_shape))
+        self.w, self.a, self.b, self.r = np.zeros((d, P)), np.zeros(P), np.zeros(P), np.zeros(P)
+        self.halo = HaloExchange(topo, False)
+        self.params = self._initial_couplings()
+        self.learned = cfg.learn.params
+        self.push()
+        lc, sc = cfg.learn, cfg.chains
+        self.data = data
+        proposal = (data[1], data[2]) if data is not None and cfg.data.proposal == "uniform" else None
+        shell = PhiFourAction.homogeneous(d, 0.0, 0.0, 0.0)
+        self.chain_ids = chain_range(topo, lc.n_chains)
+        self.chains = [Sampler(topo, shell, sc.seed, sc.delta, sc.n_hits, sc.init, chain=c,
+                               couplings=(self.w, self.a, self.b, self.r), proposal=proposal)
+                       for c in self.chain_ids]
+        self.target = TargetAction(dict(cfg.target)) if cfg.learn.mode == "target" else None
+        self.ref_chains = []
+        if cfg.reference is not None:
+            ref = PhiFourAction.from_target(d, dict(cfg.reference))
+            self.ref_chains = [Sampler(topo, ref, sc.seed, sc.delta, sc.n_hits, sc.init, chain=lc.n_chains + c)
+                               for c in self.chain_ids]
+        oc = cfg.optimizer
+        self.opt = Optimizer(oc.kind, {n: self.params[n] for n in self.learned}, oc.momentum, oc.beta1,
+                             oc.beta2, oc.eps)
+        self.epoch = 0
+        self.row_base = g.rows(0, False)[0]
+        self.timers = dict.fromkeys(("sampling", "measuring", "gradient", "allreduce", "update"), 0.0)
+
+    # -- couplings --------------------------------------------------------------------------------
+    def _initial_couplings(self) -> dict:
+        """Gaussian couplings keyed on the global site (rng.COUPLING_INIT, draw = coupling index)."""
+        g, ic = self.geom, self.cfg.init
+        d = g.ndim
+        k0, k1 = key_of(self.cfg.chains.seed)
+        base, gbase, _ = g.rows(0, False)
+        P = int(np.prod(g.padded_shape))
+        out = {}
+        specs = [("w", mu, ic.w_mean, ic.w_std) for mu in range(d)] + [
+            ("a", d, ic.a_mean, ic.a_std), ("b", d + 1, ic.b_mean, ic.b_std), ("r", d + 2, ic.r_mean, ic.r_std)]
+        for name, blk, mean, std in specs:
+            buf = np.zeros(P)
+            fill_normal(buf, base, gbase, g.local_shape[-1], blk, k0, k1, c3_of(COUPLING_INIT, 0), mean, std)
+            out.setdefault(name, []).append(self.interior(buf).copy())
+        out = {n: (np.stack(v) if n == "w" else v[0]) for n, v in out.items()}
+        out["b"] = np.maximum(out["b"], self.cfg.learn.b_min)
+        return out
+
+    def push(self) -> None:
+        """Copy the couplings into the chains' padded arrays (and the ghosts of w)."""
+        for mu in range(self.geom.ndim):
+            self.interior(self.w[mu])[...] = self.params["w"][mu]
+            self.halo.exchange(self.w[mu])
+        for n in ("a", "b", "r"):
+            self.interior(getattr(self, n))[...] = self.params[n]
+
+    def _split(self, flat: np.ndarray) -> dict:
+        """Feature rows (K, V) -> {name: array shaped like the parameter}."""
+        d, ls = self.geom.ndim, self.geom.local_shape
+        return {"w": flat[:d].reshape((d, *ls)), "a": flat[d].reshape(ls), "b": flat[d + 1].reshape(ls),
+                "r": flat[d + 2].reshape(ls)}
+
+    # -- sampling ---------------------------------------------------------------------------------
+    def thermalise(self) -> None:
+        """n_therm sweeps of every chain (tuning the step size if sampler.tune)."""
+        sc = self.cfg.chains
+        for s in self.chains + self.ref_chains:
+            while s.sweep_count < sc.n_therm:
+                s.thermalise_block(sc.n_therm, sc.target_acceptance, sc.tune)
+
+    def _features(self, phi, c: float, with_c: bool, so, sdo) -> None:
+        import time
+        t0 = time.perf_counter()
+        accumulate(phi, self.geom.strides, self.row_base, self.geom.local_shape[-1], c, with_c, so, sdo)
+        self.timers["gradient"] += time.perf_counter() - t0
+
+    def _sample_chain(self, s, action_of, n: int, with_features: bool):
+        """n measurements of chain s; returns (D values, ChainSums or None)."""
+        import time
+        so = np.zeros((self.K, self.V)) if with_features else None
+        sdo = np.zeros((self.K, self.V)) if with_features else None
+        ds, c, sd, acc = [], 0.0, 0.0, 0.0
+        for k in range(n):
+            t0 = time.perf_counter()
+            acc += s.sweep(self.cfg.learn.sweeps_per_sample)
+            t1 = time.perf_counter()
+            m = s.measure()
+            D = m["action"] - action_of(m)
+            self.timers["sampling"] += t1 - t0
+            self.timers["measuring"] += time.perf_counter() - t1
+            if not math.isfinite(D):
+                raise DivergenceError(f"training diverged at epoch {self.epoch}: the action of chain {s.chain} "
+                                      f"is not finite (lower optimizer.lr, or raise learn.b_min)")
+            if k == 0:
+                c = D
+            sd += D - c
+            ds.append(D)
+            if with_features:
+                self._features(s.phi, D - c, True, so, sdo)
+        self._adapt(s, acc / n)
+        return ds, (ChainSums(n, c, sd, so, sdo) if with_features else None)
+
+    def _adapt(self, s, acceptance: float) -> None:
+        sc = self.cfg.chains
+        if sc.tune:
+            f = (max(acceptance, 1e-3) / sc.target_acceptance) ** 0.5
+            s.delta *= min(ADAPT_CLIP[1], max(ADAPT_CLIP[0], f))
+
+    # -- epochs -----------------------------------------------------------------------------------
+    def run_epoch(self) -> dict:
+        """One epoch; returns its row of statistics (identical on every rank)."""
+        lr = learning_rate(self.cfg.optimizer.lr, self.cfg.optimizer.schedule, self.epoch,
+                           self.cfg.optimizer.decay, self.cfg.optimizer.decay_every)
+        row = self._epoch_target(lr) if self.cfg.learn.mode == "target" else self._epoch_data(lr)
+        self.epoch += 1
+        row["lr"] = lr
+        deltas = gather_chain_values(self.topo, [s.delta for s in self.chains])
+        row["delta"] = float(np.mean(deltas))
+        return row
+
+    def target_gradient(self) -> tuple:
+        """Sample every chain for one epoch and return (L (K, V_local) = Cov(D, O), D values of all chains
+        in chain order, per-chain ChainSums of all chains); nothing is updated. L's rows are
+        w_0..w_{d-1}, a, b, r (kernels/gradient.py)."""
+        import time
+        lc = self.cfg.learn
+        ds, sums = [], []
+        for s in self.chains:
+            d, cs = self._sample_chain(s, self.target.evaluate, lc.samples_per_epoch, True)
+            ds.append(d)
+            sums.append(cs)
+        t0 = time.perf_counter()
+        all_sums = gather_chain_sums(self.topo, sums, (self.K, self.V), True)
+        all_d = np.concatenate(gather_chain_values(self.topo, ds))
+        self.timers["allreduce"] += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        _, cov = pooled_covariance(all_sums)
+        self.timers["gradient"] += time.perf_counter() - t0
+        return cov, all_d, all_sums
+
+    def _epoch_target(self, lr: float) -> dict:
+        lc = self.cfg.learn
+        cov, all_d, _ = self.target_gradient()
+        row = {"acceptance": float(np.mean(gather_chain_values(self.topo, [s.last_acceptance for s in self.chains])))}
+        row["kl"], row["kl_err"] = kl_estimate(all_d, lc.n_bins)
+        if self.ref_chains:
+            rd = [self._sample_chain(s, self.target.evaluate, lc.samples_per_epoch, False)[0]
+                  for s in self.ref_chains]
+            row["kl_ref"], row["kl_ref_err"] = kl_estimate(np.concatenate(gather_chain_values(self.topo, rd)),
+                                                           lc.n_bins)
+        row.update(self._update(cov, lr))
+        return row
+
+    def _epoch_data(self, lr: float) -> dict:
+        import time
+        blocks = self.data[0]
+        N, B = blocks.shape[0], self.cfg.data.batch_size
+        if N < B:
+            raise UserError(f"data.batch_size = {B} exceeds the {N} configurations of {self.cfg.data.path!r}")
+        k0, k1 = key_of(self.cfg.chains.seed)
+        perm = np.random.default_rng([int(k0), int(k1), self.epoch]).permutation(N)
+        buf = np.zeros_like(self.chains[0].phi)
+        cd = self.cfg.data.method == "cd"
+        row, accs = {}, []
+        for step in range(N // B):
+            batch = perm[step * B:(step + 1) * B]
+            so_data = np.zeros((self.K, self.V))
+            for i in batch:                      # every group computes the whole data term (cheap)
+                self.interior(buf)[...] = blocks[i]
+                self.halo.exchange(buf)
+                self._features(buf, 0.0, False, so_data, so_data)
+            sums = []
+            for s, c in zip(self.chains, self.chain_ids):
+                if cd:
+                    s.interior()[...] = blocks[batch[c]]
+                    s.halo.exchange(s.phi)
+                t0 = time.perf_counter()
+                accs.append(s.sweep(self.cfg.learn.sweeps_per_sample))
+                self.timers["sampling"] += time.perf_counter() - t0
+                if s.pipelined:
+                    s.halo.exchange(s.phi)
+                so = np.zeros((self.K, self.V))
+                self._features(s.phi, 0.0, False, so, so)
+                sums.append(ChainSums(1, 0.0, 0.0, so, None))
+                self._adapt(s, s.last_acceptance)
+            t0 = time.perf_counter()
+            all_sums = gather_chain_sums(self.topo, sums, (self.K, self.V), False)
+            self.timers["allreduce"] += time.perf_counter() - t0
+            grad = so_data / B - pooled_mean(all_sums)
+            row.update(self._update(grad, lr))      # the statistics of the epoch's last step
+        row["acceptance"] = float(np.mean(gather_chain_values(self.topo, [float(np.mean(accs))])))
+        return row
+
+    def _update(self, grad: np.ndarray, lr: float) -> dict:
+        """Clip, check, step the optimiser, project b >= b_min, push; returns gradient statistics."""
+        import time
+        t0 = time.perf_counter()
+        oc = self.cfg.optimizer
+        g = self._split(grad)
+        grads = {n: g[n] for n in self.learned}
+        if oc.clip_value:
+            for v in grads.values():
+                np.clip(v, -oc.clip_value, oc.clip_value, out=v)
+        sq = exact_array_sums([v * v for v in grads.values()], self.topo.grid_comm)
+        norms = dict(zip(grads, (math.sqrt(x) if x >= 0 else float("nan") for x in sq)))
+        total = math.sqrt(sum(sq)) if all(math.isfinite(x) for x in sq) else float("nan")
+        if not math.isfinite(total):
+            raise DivergenceError(f"training diverged at epoch {self.epoch}: the gradient is not finite "
+                                  f"(lower optimizer.lr, or raise learn.b_min)")
+        if oc.clip_norm and total > oc.clip_norm:
+            for v in grads.values():
+                v *= oc.clip_norm / total
+        self.opt.step(self.params, grads, lr)
+        if "b" in grads:
+            np.maximum(self.params["b"], self.cfg.learn.b_min, out=self.params["b"])
+        self.push()
+        row = {f"grad_norm_{n}": v for n, v in norms.items()}
+        row["grad_norm"] = total
+        row.update(self.coupling_stats())
+        self.timers["update"] += time.perf_counter() - t0
+        return row
+
+    def coupling_stats(self) -> dict:
+        """Global mean and standard deviation of each kind of coupling (exact sums)."""
+        arrays = []
+        for n in PARAM_NAMES:
+            arrays += [self.params[n], self.params[n] * self.params[n]]
+        s = exact_array_sums(arrays, self.topo.grid_comm)
+        out = {}
+        for i, n in enumerate(PARAM_NAMES):
+            cnt = self.geom.volume * (self.geom.ndim if n == "w" else 1)
+            mean = s[2 * i] / cnt
+            out[f"mean_{n}"] = mean
+            out[f"std_{n}"] = math.sqrt(max(s[2 * i + 1] / cnt - mean * mean, 0.0))
+        return out
