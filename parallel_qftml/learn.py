@@ -75,6 +75,9 @@ def run_learn(cfg, comm, resume: bool = False, force: bool = False) -> int:
     lc, oc, cc = cfg.learn, cfg.output, cfg.checkpoint
     topo = Topology(comm, cfg.lattice.shape, n_replicas=cfg.parallel.n_replicas, proc_grid=cfg.lattice.proc_grid)
     data = load_blocks(cfg.data.path, cfg.data.dataset, topo) if lc.mode == "data" else None
+    if data is not None and data[0].shape[0] < cfg.data.batch_size:
+        raise UserError(f"data.batch_size = {cfg.data.batch_size} exceeds the {data[0].shape[0]} configurations "
+                        f"of {cfg.data.path!r}")
     tr = Trainer(cfg, topo, data)
     state = load_latest_learn(cfg.checkpoint_dir, tr, log.warning) if resume else None
     if resume and state is None:

@@ -5,9 +5,9 @@ x + e_mu), a[P], b[P], r[P]; ghosts of phi and w must be current. Per site (oper
 the spec, ../shared/yardstick/README.md):
 
     u1, u2 = u53(o0, o1), u53(o2, o3)  with o = Philox((i, t, hit | hi(i) << 8, c3), key)
-    q  = p + delta * (2*u1 - 1)       (random walk; with width > 0 instead q = lo + width * u1, the
-                                       independence proposal of appendix B: uniform between the data
-                                       minimum lo and maximum lo + width)
+    q  = p + delta * (2*u1 - 1)       (random walk; with prop_width > 0 instead q = prop_lo + prop_width * u1,
+                                       the independence proposal of appendix B: uniform between the data
+                                       minimum prop_lo and maximum prop_lo + prop_width)
     n  = w[last][x] phi[x+e_last] + w[last][x-e_last] phi[x-e_last] + (same for axis d-2) [+ P] [+ w_nnn T]
          P = sum over axes d-3 ... 0 of the same pair terms, left to right (only for d >= 3)
          T = sum of the diagonal neighbours in Geometry.nnn_offsets order (only if w_nnn != 0)
@@ -44,7 +44,7 @@ def make_buffers(n_last: int):
 
 @njit(cache=True, boundscheck=False, nogil=True)
 def update_schedule(phi, w, a, b, r, w_nnn, strides, nnn_off, rows, schedule, n_last,
-                    sweep, k0, k1, c3, delta, n_hits, fbuf, abuf, gdst, gsrc, lo=0.0, width=0.0):
+                    sweep, k0, k1, c3, delta, n_hits, fbuf, abuf, gdst, gsrc, prop_lo=0.0, prop_width=0.0):
     """Run the update steps of `schedule` in order; returns the number of accepted updates.
 
     rows[k, c, i] (k = base, gbase, x0) are Geometry.rows(c) stacked over the colours c. A step
@@ -80,9 +80,9 @@ def update_schedule(phi, w, a, b, r, w_nnn, strides, nnn_off, rows, schedule, n_
                     o0, o1, o2, o3 = philox(uint32(gi & 0xFFFFFFFF), t, c2 | uint32((gi >> 32) << 8), cc3, kk0, kk1)
                     U1[j] = float(int64(((uint64(o0) << uint64(32)) | uint64(o1)) >> uint64(11))) * TWO_M53
                     U2[j] = float(int64(((uint64(o2) << uint64(32)) | uint64(o3)) >> uint64(11))) * TWO_M53
-                if width > 0.0:
+                if prop_width > 0.0:
                     for j in range(nh):
-                        Q[j] = lo + width * U1[j]
+                        Q[j] = prop_lo + prop_width * U1[j]
                 else:
                     for j in range(nh):
                         Q[j] = phi[p0 + uint64(2 * j)] + delta * (2.0 * U1[j] - 1.0)

@@ -103,9 +103,10 @@ class LearnConfig:
 
     @property
     def physics_sha256(self) -> str:
-        """Everything that determines the couplings epoch by epoch (not `epochs`, paths or ranks)."""
-        d = {"shape": self.lattice.shape, "n_replicas": self.parallel.n_replicas,
-             "learn": asdict(self.learn), "chains": asdict(self.chains), "optimizer": asdict(self.optimizer),
+        """Everything that determines the couplings epoch by epoch (not `epochs`, paths, the number of
+        ranks or replica groups: the result does not depend on them)."""
+        d = {"shape": self.lattice.shape,
+             "learn": {k: v for k, v in asdict(self.learn).items() if k != "epochs"}, "chains": asdict(self.chains), "optimizer": asdict(self.optimizer),
              "init": asdict(self.init), "target": dict(self.target),
              "reference": dict(self.reference) if self.reference is not None else None,
              "data": asdict(self.data), "save_every": self.output.save_every}

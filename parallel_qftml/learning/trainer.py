@@ -202,13 +202,11 @@ class Trainer:
         import time
         blocks = self.data[0]
         N, B = blocks.shape[0], self.cfg.data.batch_size
-        if N < B:
-            raise UserError(f"data.batch_size = {B} exceeds the {N} configurations of {self.cfg.data.path!r}")
         k0, k1 = key_of(self.cfg.chains.seed)
         perm = np.random.default_rng([int(k0), int(k1), self.epoch]).permutation(N)
         buf = np.zeros_like(self.chains[0].phi)
         cd = self.cfg.data.method == "cd"
-        row, accs = {}, []
+        row, accs = {}, [[] for _ in self.chains]
         for step in range(N // B):
             batch = perm[step * B:(step + 1) * B]
             so_data = np.zeros((self.K, self.V))
@@ -217,12 +215,12 @@ class Trainer:
                 self.halo.exchange(buf)
                 self._features(buf, 0.0, False, so_data, so_data)
             sums = []
-            for s, c in zip(self.chains, self.chain_ids):
+            for k, (s, c) in enumerate(zip(self.chains, self.chain_ids)):
                 if cd:
                     s.interior()[...] = blocks[batch[c]]
                     s.halo.exchange(s.phi)
                 t0 = time.perf_counter()
-                accs.append(s.sweep(self.cfg.learn.sweeps_per_sample))
+                accs[k].append(s.sweep(self.cfg.learn.sweeps_per_sample))
                 self.timers["sampling"] += time.perf_counter() - t0
                 if s.pipelined:
                     s.halo.exchange(s.phi)
@@ -235,7 +233,7 @@ class Trainer:
             self.timers["allreduce"] += time.perf_counter() - t0
             grad = so_data / B - pooled_mean(all_sums)
             row.update(self._update(grad, lr))      # the statistics of the epoch's last step
-        row["acceptance"] = float(np.mean(gather_chain_values(self.topo, [float(np.mean(accs))])))
+        row["acceptance"] = float(np.mean(gather_chain_values(self.topo, [float(np.mean(a)) for a in accs])))
         return row
 
     def _update(self, grad: np.ndarray, lr: float) -> dict:
