@@ -1,0 +1,138 @@
+"""A training run killed (SIGKILL at random moments and inside a checkpoint write) or stopped by
+SIGTERM/SIGUSR1 and resumed — on another number of ranks — ends bit-identical to the uninterrupted
+run: couplings, optimiser state (Adam), per-epoch series, snapshots. Subprocesses under mpirun."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from launch import env, pqml_cmd  # noqa: E402
+
+CONFIG = """\
+[lattice]
+shape = [16, 8]
+[learn]
+mode = "target"
+epochs = 120
+n_chains = 2
+samples_per_epoch = 10
+params = ["w", "a", "b", "r"]
+[target]
+g = {{ nn = -1.0, phi2 = 1.52425, phi4 = 0.175, nnn = -0.3 }}
+[reference]
+g = {{ nn = -1.0, phi2 = 1.52425, phi4 = 0.175 }}
+[init]
+w_mean = 0.5
+w_std = 0.2
+r_std = 0.05
+[optimizer]
+kind = "adam"
+lr = 0.01
+[sampler]
+seed = 31
+n_therm = 20
+[output]
+path = "{path}"
+save_every = 7
+progress = false
+[checkpoint]
+every = 10
+keep = 2
+"""
+
+
+def start(n, cfg, *args, **extra):
+    return subprocess.Popen(pqml_cmd(n, "learn", cfg, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env(**extra), start_new_session=True)
+
+
+def run(n, cfg, *args):
+    r = subprocess.run(pqml_cmd(n, "learn", cfg, *args), capture_output=True, text=True, env=env(), timeout=300)
+    assert r.returncode == 0, r.stderr
+    return r
+
+
+def read(path):
+    with h5py.File(path, "r") as f:
+        out = {}
+        f.visititems(lambda k, v: out.__setitem__(k, v[()]) if isinstance(v, h5py.Dataset) else None)
+        out["complete"] = bool(f.attrs["complete"])
+    return out
+
+
+def same(a, b):
+    assert sorted(a) == sorted(b)
+    for k in a:
+        assert np.array_equal(a[k], b[k], equal_nan=True), k
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ref")
+    cfg = tmp / "ref.toml"
+    cfg.write_text(CONFIG.format(path=tmp / "ref.h5"))
+    t0 = time.time()
+    run(2, cfg)
+    data = read(tmp / "ref.h5")
+    assert data["complete"] and data["learning/epoch"].size == 120 and data["learning/snapshots/epoch"].size == 17
+    return data, time.time() - t0
+
+
+def wait_for(p, marker, timeout=120):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        line = p.stderr.readline()
+        if marker in line:
+            return
+        if not line and p.poll() is not None:
+            raise AssertionError(f"process ended before {marker!r}")
+    raise AssertionError(f"no {marker!r} within {timeout} s")
+
+
+def test_killed_training_resumes_bit_identical_on_other_rank_counts(tmp_path, reference):
+    ref, duration = reference
+    cfg = tmp_path / "run.toml"
+    out = tmp_path / "run.h5"
+    cfg.write_text(CONFIG.format(path=out))
+    rng = np.random.default_rng(5)
+    plan = [(2, "random"), (1, "checkpoint"), (4, "random")]
+    for k, (n, moment) in enumerate(plan):
+        args = ("--resume",) if k else ()
+        if moment == "random":
+            p = start(n, cfg, *args)
+            time.sleep(rng.uniform(0.4, 0.7) * duration)
+            assert p.poll() is None, "the run finished before the kill"
+        else:
+            p = start(n, cfg, *args, PQML_TEST_PAUSE_AT=moment)
+            wait_for(p, f"PQML_TEST_PAUSE {moment}")
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait(timeout=30)
+        if out.exists():
+            assert not read(out)["complete"]            # readable after every kill
+    run(4, cfg, "--resume")
+    same(read(out), ref)
+
+
+@pytest.mark.parametrize("n,sig", [(2, signal.SIGUSR1), (1, signal.SIGTERM)])
+def test_stop_signal_checkpoints_exits_3_and_resumes(tmp_path, reference, n, sig):
+    ref, duration = reference
+    cfg = tmp_path / "run.toml"
+    out = tmp_path / "run.h5"
+    cfg.write_text(CONFIG.format(path=out))
+    p = start(n, cfg, PQML_TEST_PAUSE_AT="checkpoint", PQML_TEST_PAUSE_SECONDS="0.3")
+    wait_for(p, "PQML_TEST_PAUSE checkpoint")       # training is under way (first checkpoint, epoch 10)
+    os.kill(p.pid, sig)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 3, err
+    assert "stopped by signal" in err and not read(out)["complete"]
+    run(2, cfg, "--resume")
+    same(read(out), ref)
