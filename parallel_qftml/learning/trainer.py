@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import UserError
 from ..kernels.gradient import accumulate, n_features
 from ..models.action import PhiFourAction, TargetAction
-from ..parallel.ensemble import chain_range, gather_chain_sums, gather_chain_values
+from ..parallel.ensemble import chain_range, gather_chain_sums, gather_chain_values, wait_for_groups
 from ..parallel.halo import HaloExchange
 from ..parallel.reductions import exact_array_sums
 from ..rng import COUPLING_INIT, c3_of, fill_normal, key_of
@@ -72,7 +72,7 @@ class Trainer:
                              oc.beta2, oc.eps)
         self.epoch = 0
         self.row_base = g.rows(0, False)[0]
-        self.timers = dict.fromkeys(("sampling", "measuring", "gradient", "allreduce", "update"), 0.0)
+        self.timers = dict.fromkeys(("sampling", "measuring", "gradient", "wait", "allreduce", "update"), 0.0)
 
     # -- couplings --------------------------------------------------------------------------------
     def _initial_couplings(self) -> dict:
@@ -177,6 +177,10 @@ class Trainer:
             ds.append(d)
             sums.append(cs)
         t0 = time.perf_counter()
+        wait_for_groups(self.topo)
+        t1 = time.perf_counter()
+        self.timers["wait"] += t1 - t0
+        t0 = t1
         all_sums = gather_chain_sums(self.topo, sums, (self.K, self.V), True)
         all_d = np.concatenate(gather_chain_values(self.topo, ds))
         self.timers["allreduce"] += time.perf_counter() - t0
@@ -229,6 +233,10 @@ class Trainer:
                 sums.append(ChainSums(1, 0.0, 0.0, so, None))
                 self._adapt(s, s.last_acceptance)
             t0 = time.perf_counter()
+            wait_for_groups(self.topo)
+            t1 = time.perf_counter()
+            self.timers["wait"] += t1 - t0
+            t0 = t1
             all_sums = gather_chain_sums(self.topo, sums, (self.K, self.V), False)
             self.timers["allreduce"] += time.perf_counter() - t0
             grad = so_data / B - pooled_mean(all_sums)

@@ -20,6 +20,13 @@ def chain_range(topo, n_chains: int) -> range:
     return range(topo.replica * m, (topo.replica + 1) * m)
 
 
+def wait_for_groups(topo) -> None:
+    """Barrier of the ranks holding this block in every replica group, so that the time a group waits
+    for a slower one is not booked as communication (benchmarks)."""
+    if topo.n_replicas > 1:
+        topo.across_comm.Barrier()
+
+
 def gather_chain_sums(topo, local: list, shape: tuple, with_d: bool) -> list:
     """ChainSums of every chain (in global chain order) for this rank's block."""
     if topo.n_replicas == 1:
