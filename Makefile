@@ -1,6 +1,6 @@
 # parallel_qftml -- build, demo, test and benchmark.
 #
-#   make demo    sample the demo config on 2 MPI ranks  -> out/demo.h5, out/demo.png
+#   make demo    learn S for A{4}, sample it, reweight to the complex action (2 ranks) -> out/demo_*
 #   make test    MPI tests on 2 and 4 ranks, then the serial unit tests
 #   make bench   benchmark table (python -m parallel_qftml.bench $(BENCH_ARGS))
 #   make test-slurm  a real one-node SLURM cluster runs the job templates (CI runs it after make test)
@@ -69,15 +69,15 @@ WARM := $(VPY) -c "import parallel_qftml.sampler as s; s.warm_up()"
 PYTEST_MPI := $(VPY) -m mpi4py -m pytest --color=no -p no:cacheprovider --with-mpi -q --timeout=600 tests/mpi
 # `--table` is a driver: it launches `mpirun -n N` itself for each N in --ranks (default 1,2).
 BENCH_ARGS ?= --table
-DEMO_CONFIG ?= jobs/configs/demo.toml
 
-.PHONY: help setup system demo test test-mpi test-unit test-slurm warm bench bench-io info clean distclean
+.PHONY: help setup system demo test test-mpi test-unit test-slurm warm bench bench-io bench-learn info clean distclean
 
 help:
-	@echo "make demo       sample $(DEMO_CONFIG) on 2 MPI ranks (writes out/demo.h5, out/demo.png)"
+	@echo "make demo       learn S ~ A{4}, sample it, reweight to the complex action on 2 ranks (jobs/demo.sh -> out/demo_*)"
 	@echo "make test       MPI tests on 2 and 4 ranks, then serial unit tests"
 	@echo "make bench      benchmark table on 1 and 2 ranks (BENCH_ARGS='$(BENCH_ARGS)')"
 	@echo "make test-slurm a one-node SLURM cluster runs the job templates (srun, mpirun, requeue)"
+	@echo "make bench-learn  one learning epoch at L=256 on 2 ranks, split into its parts"
 	@echo "make bench-io   configuration writes vs raw disk speed; checkpoint + restart vs 20 sweeps"
 	@echo "make info       versions, MPI library, parallel HDF5"
 	@echo "make setup      install everything needed (automatic for the targets above)"
@@ -151,8 +151,7 @@ warm: setup
 	$(WARM)
 
 demo: setup warm
-	mkdir -p out
-	timeout 600 $(MPIRUN) -n 2 $(VPY) -m mpi4py -m parallel_qftml sample $(DEMO_CONFIG)
+	PYTHON=$(VPY) MPIRUN="$(MPIRUN)" timeout 900 bash jobs/demo.sh
 
 # Each rank runs pytest (pytest-mpi); rank 0's report is the one that matters.
 # The serial unit tests run last, so their summary is the last line.
@@ -175,6 +174,10 @@ bench: setup warm
 	$(VPY) -m parallel_qftml.bench $(BENCH_ARGS)
 
 # I/O: configuration writes vs the raw disk, checkpoint + restart vs 20 sweeps (L = 4096, 2 ranks).
+bench-learn: setup warm
+	timeout 900 $(MPIRUN) -n 2 $(VPY) -m mpi4py -m parallel_qftml.bench_learn
+	timeout 900 $(MPIRUN) -n 2 $(VPY) -m mpi4py -m parallel_qftml.bench_learn --replicas 2
+
 bench-io: setup warm
 	timeout 900 $(MPIRUN) -n 2 $(VPY) -m mpi4py -m parallel_qftml.bench_io
 

@@ -119,7 +119,8 @@ class RunConfig:
         import json
         from dataclasses import asdict
         d = {"shape": self.lattice.shape, "n_replicas": self.parallel.n_replicas,
-             "action": {k: (dict(v) if k == "g" else v) for k, v in asdict(self.action).items()},
+             "action": {f: (dict(getattr(self.action, f)) if f == "g" else getattr(self.action, f))
+                        for f in self.action.__dataclass_fields__},
              "sampler": {k: v for k, v in asdict(self.sampler).items() if k != "n_sweeps"},
              "save_every": self.output.save_every}
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=list).encode()).hexdigest()

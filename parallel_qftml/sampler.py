@@ -193,3 +193,13 @@ def warm_up():
         s.tune(20, 0.5)
         s.measure()
         topo.free()
+    from .learning.config import parse_learn_config      # the learning kernels (gradient, exact norms)
+    from .learning.trainer import Trainer
+    topo = Topology(MPI.COMM_SELF, (4, 4))
+    cfg = parse_learn_config('[lattice]\nshape = [4, 4]\n[learn]\nmode = "target"\nepochs = 1\n'
+                             'samples_per_epoch = 2\n[target]\ng = { nn = -1.0, phi2 = 1.5 }\n'
+                             '[sampler]\nseed = 1\nn_therm = 2\n[output]\npath = "unused"\n')
+    tr = Trainer(cfg, topo)
+    tr.thermalise()
+    tr.run_epoch()
+    topo.free()

@@ -106,8 +106,8 @@ class LearnConfig:
         """Everything that determines the couplings epoch by epoch (not `epochs`, paths, the number of
         ranks or replica groups: the result does not depend on them)."""
         d = {"shape": self.lattice.shape,
-             "learn": {k: v for k, v in asdict(self.learn).items() if k != "epochs"}, "chains": asdict(self.chains), "optimizer": asdict(self.optimizer),
-             "init": asdict(self.init), "target": dict(self.target),
+             "learn": {k: v for k, v in asdict(self.learn).items() if k != "epochs"},
+             "chains": asdict(self.chains), "optimizer": asdict(self.optimizer), "init": asdict(self.init), "target": dict(self.target),
              "reference": dict(self.reference) if self.reference is not None else None,
              "data": asdict(self.data), "save_every": self.output.save_every}
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=list).encode()).hexdigest()
