@@ -1,0 +1,137 @@
+"""Pieces of the learning engine: the uniform proposal of appendix B samples the right (truncated)
+distribution, the optimisers and schedules follow their formulas, and learned couplings can be sampled
+(`[action] kind = "file"`), as can a target action (`kind = "target"`)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from mpi4py import MPI
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "analysis"))
+from launch import env, pqml_cmd  # noqa: E402
+from pqml_analysis import binned_error, tau_int_gamma  # noqa: E402
+
+from parallel_qftml.learning.optimizers import Optimizer, learning_rate  # noqa: E402
+from parallel_qftml.models.action import PhiFourAction  # noqa: E402
+from parallel_qftml.parallel.topology import Topology  # noqa: E402
+from parallel_qftml.sampler import Sampler  # noqa: E402
+
+
+def test_uniform_proposal_samples_the_truncated_distribution():
+    """Two sites (shape (2,): both links couple them), proposal uniform on [lo, hi]: the chain samples
+    e^{-S} restricted to [lo, hi]^2. <phi^2>, <phi0 phi1> against 2D Gauss-Legendre quadrature."""
+    w, a, b, r, lo, hi = 0.4, 0.3, 0.5, 0.2, -1.5, 1.0
+    x, wt = np.polynomial.legendre.leggauss(200)
+    p = lo + (hi - lo) * (x + 1) / 2
+    P0, P1 = np.meshgrid(p, p, indexing="ij")
+    S = -2 * w * P0 * P1 + a * (P0**2 + P1**2) + b * (P0**4 + P1**4) + r * (P0 + P1)
+    rho = np.outer(wt, wt) * np.exp(-(S - S.min()))
+    exact = {"phi2": np.sum(rho * (P0**2 + P1**2)) / rho.sum() / 2, "nn": np.sum(rho * 2 * P0 * P1) / rho.sum() / 2}
+    s = Sampler(Topology(MPI.COMM_SELF, (2,)), PhiFourAction.homogeneous(1, w, a, b, r), seed=17, n_hits=2,
+                proposal=(lo, hi))
+    s.sweep(200)
+    n = 40000
+    series = {k: np.empty(n) for k in exact}
+    for i in range(n):
+        s.sweep(1)
+        m = s.measure()
+        for k in exact:
+            series[k][i] = m[k] / 2
+    assert s.interior().min() >= lo and s.interior().max() < hi
+    for k, v in exact.items():
+        mean, err = binned_error(series[k], 20)
+        tau = tau_int_gamma(series[k])[0]
+        print(f"uniform proposal {k}: {mean:.5f} +- {err:.5f}, exact {v:.5f}, pull {(mean - v) / err:+.2f}, tau {tau:.2f}")
+        assert n // 20 >= 10 * tau and err < 0.01
+        assert abs(mean - v) < 3 * err
+
+
+def test_optimizers_follow_their_formulas():
+    rng = np.random.default_rng(3)
+    g = [rng.normal(size=(2, 3)) for _ in range(3)]
+    for kind in ("sgd", "momentum", "adam"):
+        p0 = rng.normal(size=(2, 3))
+        params = {"a": p0.copy()}
+        opt = Optimizer(kind, params, momentum=0.8, beta1=0.9, beta2=0.99, eps=1e-8)
+        ref, m, v = p0.copy(), np.zeros_like(p0), np.zeros_like(p0)
+        for t, gt in enumerate(g, start=1):
+            opt.step(params, {"a": gt.copy()}, 0.1)
+            if kind == "sgd":
+                ref = ref - 0.1 * gt
+            elif kind == "momentum":
+                m = 0.8 * m + gt
+                ref = ref - 0.1 * m
+            else:
+                m = 0.9 * m + 0.1 * gt
+                v = 0.99 * v + 0.01 * gt * gt
+                ref = ref - 0.1 * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.99**t)) + 1e-8)
+        assert np.allclose(params["a"], ref, rtol=1e-14, atol=1e-14), kind
+        assert opt.t == 3
+
+
+def test_learning_rate_schedules():
+    assert learning_rate(0.1, "constant", 7, 0.5, 3) == 0.1
+    assert learning_rate(0.1, "step", 7, 0.5, 3) == pytest.approx(0.1 * 0.25)
+    assert learning_rate(0.1, "exponential", 3, 0.5, 1) == pytest.approx(0.0125)
+    assert learning_rate(0.1, "inverse", 10, 0.5, 10) == pytest.approx(0.05)
+
+
+LEARN = """
+[lattice]
+shape = [4, 4]
+[learn]
+mode = "target"
+epochs = 3
+samples_per_epoch = 5
+[target]
+g = { nn = -1.0, phi2 = 1.52425, phi4 = 0.175, nnn = -0.5 }
+[sampler]
+seed = 3
+n_therm = 10
+[output]
+path = "learn.h5"
+progress = false
+"""
+
+SAMPLE = """
+[lattice]
+shape = [4, 4]
+[action]
+{action}
+[sampler]
+seed = 5
+n_therm = 10
+n_sweeps = 20
+[output]
+path = "{out}"
+progress = false
+"""
+
+
+def test_sample_learned_couplings_and_a_target_action(tmp_path):
+    run = lambda *a: subprocess.run(pqml_cmd(1, *a), capture_output=True, text=True, env=env(), cwd=tmp_path,  # noqa
+                                    timeout=300)
+    (tmp_path / "learn.toml").write_text(LEARN)
+    r = run("learn", "learn.toml")
+    assert r.returncode == 0, r.stderr
+    (tmp_path / "file.toml").write_text(SAMPLE.format(action='kind = "file"\npath = "learn.h5"', out="s1.h5"))
+    r = run("sample", "file.toml")
+    assert r.returncode == 0, r.stderr
+    with h5py.File(tmp_path / "learn.h5") as f, h5py.File(tmp_path / "s1.h5") as g:
+        for k in ("w", "a", "b", "r"):
+            assert np.array_equal(f[f"couplings/{k}"][()], g[f"couplings/{k}"][()]), k
+        assert g["observables/action"].shape == (20, 1)
+    (tmp_path / "target.toml").write_text(SAMPLE.format(
+        action='kind = "target"\ng = { nn = -1.0, phi2 = 1.52425, phi4 = 0.175, nnn = -1.0 }', out="s2.h5"))
+    r = run("sample", "target.toml")
+    assert r.returncode == 0, r.stderr
+    (tmp_path / "bad.toml").write_text(SAMPLE.format(action='kind = "file"\npath = "missing.h5"', out="s3.h5"))
+    r = run("sample", "bad.toml")
+    assert r.returncode == 2 and r.stderr.startswith("pqml: error:") and "missing.h5" in r.stderr
+    assert not (tmp_path / "s3.h5").exists()
