@@ -68,7 +68,10 @@ def to_float(row: np.ndarray) -> float:
     total = 0
     for k in range(N_BINS - 1, -1, -1):
         total = (total << 32) + int(row[k])
-    return total / (1 << 1074)   # int / int true division is correctly rounded
+    try:
+        return total / (1 << 1074)   # int / int true division is correctly rounded
+    except OverflowError:            # a sum of finite doubles beyond the double range
+        return float("inf") if total > 0 else float("-inf")
 
 
 

@@ -254,7 +254,8 @@ class Trainer:
         if oc.clip_value:
             for v in grads.values():
                 np.clip(v, -oc.clip_value, oc.clip_value, out=v)
-        sq = exact_array_sums([v * v for v in grads.values()], self.topo.grid_comm)
+        with np.errstate(over="ignore", invalid="ignore"):        # non-finite -> DivergenceError below
+            sq = exact_array_sums([v * v for v in grads.values()], self.topo.grid_comm)
         norms = dict(zip(grads, (math.sqrt(x) if x >= 0 else float("nan") for x in sq)))
         total = math.sqrt(sum(sq)) if all(math.isfinite(x) for x in sq) else float("nan")
         if not math.isfinite(total):

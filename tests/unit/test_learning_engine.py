@@ -135,3 +135,21 @@ def test_sample_learned_couplings_and_a_target_action(tmp_path):
     r = run("sample", "bad.toml")
     assert r.returncode == 2 and r.stderr.startswith("pqml: error:") and "missing.h5" in r.stderr
     assert not (tmp_path / "s3.h5").exists()
+
+
+def test_divergence_stops_with_exit_4_and_keeps_the_last_good_checkpoint(tmp_path):
+    """A learning rate of 1000 blows the couplings up: the run stops with exit code 4 and a one-line
+    message naming the newest checkpoint, which is loadable (checkpoint.every = 1)."""
+    text = LEARN.replace("epochs = 3", "epochs = 500") + '[optimizer]\nlr = 1000.0\n[checkpoint]\nevery = 1\n'
+    (tmp_path / "div.toml").write_text(text)
+    r = subprocess.run(pqml_cmd(1, "learn", "div.toml"), capture_output=True, text=True, env=env(),
+                       cwd=tmp_path, timeout=300)
+    assert r.returncode == 4, r.stderr
+    err = r.stderr.strip().splitlines()[-1]
+    assert err.startswith("pqml: error: training diverged at epoch") and "last good checkpoint" in err
+    ckpt = err.rsplit(" ", 1)[-1]
+    assert (tmp_path / ckpt).exists()
+    with h5py.File(tmp_path / ckpt) as f:
+        assert all(np.all(np.isfinite(f[f"couplings/{k}"][()])) for k in "wabr")
+    with h5py.File(tmp_path / "learn.h5") as f:
+        assert not f.attrs["complete"]
