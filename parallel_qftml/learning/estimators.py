@@ -68,9 +68,10 @@ def pooled_covariance(chains: list) -> tuple:
 
 
 def _kl(d: np.ndarray) -> float:
-    x = d - d.mean()
-    m = x.max()
-    return float(m + np.log(np.mean(np.exp(x - m))))
+    with np.errstate(over="ignore", invalid="ignore"):     # a diverging run gives inf/nan, caught later
+        x = d - d.mean()
+        m = x.max()
+        return float(m + np.log(np.mean(np.exp(x - m))))
 
 
 def kl_estimate(d, n_bins: int = 20) -> tuple:

@@ -137,7 +137,7 @@ class Trainer:
             self.timers["measuring"] += time.perf_counter() - t1
             if not math.isfinite(D):
                 raise DivergenceError(f"training diverged at epoch {self.epoch}: the action of chain {s.chain} "
-                                      f"is not finite (lower optimizer.lr, or raise learn.b_min)")
+                                      f"is not finite (lower optimizer.lr, set optimizer.clip_norm, or raise learn.b_min)")
             if k == 0:
                 c = D
             sd += D - c
@@ -260,7 +260,7 @@ class Trainer:
         total = math.sqrt(sum(sq)) if all(math.isfinite(x) for x in sq) else float("nan")
         if not math.isfinite(total):
             raise DivergenceError(f"training diverged at epoch {self.epoch}: the gradient is not finite "
-                                  f"(lower optimizer.lr, or raise learn.b_min)")
+                                  f"(lower optimizer.lr, set optimizer.clip_norm, or raise learn.b_min)")
         if oc.clip_norm and total > oc.clip_norm:
             for v in grads.values():
                 v *= oc.clip_norm / total

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Fig. 3 of Bachtis, Aarts, Lucini (PRD 103, 074510): KL(p_S || q_A4) of the learned inhomogeneous S and
+# KL(q_A3 || q_A4) of the homogeneous A{3}, versus epoch (target mode, no data; jobs/configs/fig3_learn_a4.toml).
+# Usage: jobs/reproduce_fig3.sh   (PYTHON=... chooses the interpreter; writes out/fig3*; ~2 min of CPU)
+# No data set and no sampling step: the KL estimates come from the learning chains themselves.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+PYTHON=${PYTHON:-.venv/bin/python}
+mkdir -p out
+SECONDS=0
+
+echo "== learn S against A{4}, with A{3} as reference"
+"$PYTHON" -m parallel_qftml learn jobs/configs/fig3_learn_a4.toml --set output.progress=false
+
+echo "== plot"
+"$PYTHON" analysis/plot_learning.py out/fig3.h5 --panels kl --log-bins 60 --out out/fig3.png \
+    --title "Fig. 3: KL to A{4} of the learned S and of A{3}"
+"$PYTHON" analysis/plot_learning.py out/fig3.h5 --panels all --log-bins 60 --out out/fig3_couplings.png \
+    --title "Fig. 3 run: couplings of S learning A{4}"
+echo "fig3 done in ${SECONDS}s wall"
