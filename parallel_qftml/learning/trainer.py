@@ -149,7 +149,7 @@ class Trainer:
 
     def _adapt(self, s, acceptance: float) -> None:
         sc = self.cfg.chains
-        if sc.tune:
+        if sc.tune and s.width == 0.0:           # the uniform proposal has no step size
             f = (max(acceptance, 1e-3) / sc.target_acceptance) ** 0.5
             s.delta *= min(ADAPT_CLIP[1], max(ADAPT_CLIP[0], f))
 
@@ -210,7 +210,7 @@ class Trainer:
         perm = np.random.default_rng([int(k0), int(k1), self.epoch]).permutation(N)
         buf = np.zeros_like(self.chains[0].phi)
         cd = self.cfg.data.method == "cd"
-        row, accs = {}, [[] for _ in self.chains]
+        row, steps, accs = {}, [], [[] for _ in self.chains]
         for step in range(N // B):
             batch = perm[step * B:(step + 1) * B]
             so_data = np.zeros((self.K, self.V))
@@ -240,7 +240,11 @@ class Trainer:
             all_sums = gather_chain_sums(self.topo, sums, (self.K, self.V), False)
             self.timers["allreduce"] += time.perf_counter() - t0
             grad = so_data / B - pooled_mean(all_sums)
-            row.update(self._update(grad, lr))      # the statistics of the epoch's last step
+            steps.append(self._update(grad, lr))
+        row.update(steps[-1])                   # couplings at the end of the epoch
+        for k in steps[-1]:                     # gradient norms: mean over the epoch's steps
+            if k.startswith("grad_norm"):
+                row[k] = float(np.mean([st[k] for st in steps]))
         row["acceptance"] = float(np.mean(gather_chain_values(self.topo, [float(np.mean(a)) for a in accs])))
         return row
 
