@@ -25,7 +25,7 @@ def learn_bytes(cfg) -> int:
     n_snap = cfg.learn.epochs // cfg.output.save_every if cfg.output.save_every else 0
     slots = {"sgd": 0, "momentum": 1, "adam": 2}[cfg.optimizer.kind]
     ckpt = 8 * V * cfg.learn.n_chains * (2 if cfg.reference is not None else 1) + per * (1 + slots)
-    return per * (n_snap + 1) + ckpt * (cfg.checkpoint.keep + 2)
+    return per * (2 * n_snap + 1) + ckpt * (cfg.checkpoint.keep + 2)
 
 
 def write_learning_plot(path, epoch, f) -> None:
@@ -59,8 +59,13 @@ def write_learning_plot(path, epoch, f) -> None:
     plt.close(fig)
 
 
-def run_learn(cfg, comm, resume: bool = False, force: bool = False) -> int:
-    """Run ``pqml learn``; every rank of ``comm`` calls this; returns the exit code."""
+def run_learn(cfg, comm, resume: bool = False, force: bool = False, hooks=()) -> int:
+    """Run ``pqml learn``; every rank of ``comm`` calls this; returns the exit code.
+
+    `hooks`: callables ``hook(trainer, row)`` run after every epoch on every rank (row = the epoch's
+    statistics, identical on all ranks; the trainer gives the couplings, chains and timers). A hook that
+    returns True ends the training there (e.g. early stopping on the KL estimate), with a checkpoint and
+    a complete output file; it must decide the same on every rank (decide from `row`)."""
     log = get_logger(comm)
     if not resume:
         check_outputs(cfg, comm)
@@ -127,9 +132,12 @@ def run_learn(cfg, comm, resume: bool = False, force: bool = False) -> int:
                 status = (f"KL {row['kl']:.4g}" if lc.mode == "target" else f"|grad| {row['grad_norm']:.3g}")
                 progress.update(1, f"{status} lr {row['lr']:.3g}")
                 if oc.save_every and tr.epoch % oc.save_every == 0:
-                    out.snapshot(tr.epoch, tr.geom, tr.params["w"], site())
+                    out.snapshot(tr.epoch, tr.geom, tr.params, tr.last_grad)
                 if cc.every and tr.epoch % cc.every == 0:
                     checkpoint()
+                if any([bool(h(tr, row)) for h in hooks]):
+                    log.info(f"a hook ended the training at epoch {tr.epoch}")
+                    break
                 if stop.requested(comm):
                     checkpoint()
                     out.close(complete=False)

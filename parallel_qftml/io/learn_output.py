@@ -18,6 +18,27 @@ from .output import _coordinate, _no_evictions, create_atomically, create_coupli
 CHUNK = 1024
 
 
+def _field_group(h5, group: str, shape: tuple) -> None:
+    """group/{epoch, w, a, b, r} growing along axis 0, with dimension scales on every axis."""
+    d = len(shape)
+    h5.require_group(group)
+    h5.create_dataset(f"{group}/{S.EPOCH}", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(CHUNK,))
+    h5.create_dataset(f"{group}/w", shape=(0, d, *shape), maxshape=(None, d, *shape), dtype=np.float64,
+                      chunks=S.field_chunks((1, d, *shape), 2), fill_time="never")
+    for n in S.SITE_COUPLINGS:
+        h5.create_dataset(f"{group}/{n}", shape=(0, *shape), maxshape=(None, *shape), dtype=np.float64,
+                          chunks=S.field_chunks((1, *shape), 1), fill_time="never")
+    for n in ("w", *S.SITE_COUPLINGS):
+        h5.make_scale(f"{group}/{S.EPOCH}", f"{group}/{n}")
+    _coordinate(h5, group, "axis", d)
+    h5.make_scale(f"{group}/axis", f"{group}/w", 1)
+    for mu, n in enumerate(shape):
+        _coordinate(h5, group, f"x{mu}", n)
+        h5.make_scale(f"{group}/x{mu}", f"{group}/w", 2 + mu)
+        for name in S.SITE_COUPLINGS:
+            h5.make_scale(f"{group}/x{mu}", f"{group}/{name}", 1 + mu)
+
+
 class LearnFile:
     def __init__(self, h5: SharedH5, topo, n_rows: int, n_snap: int):
         self.h5, self.topo, self.n_rows, self.n_snap = h5, topo, n_rows, n_snap
@@ -42,23 +63,8 @@ class LearnFile:
                 h5.create_dataset(f"{S.LEARNING}/{name}", shape=(0,), maxshape=(None,), dtype=np.float64,
                                   chunks=(CHUNK,), fillvalue=np.nan)
                 h5.make_scale(f"{S.LEARNING}/{S.EPOCH}", f"{S.LEARNING}/{name}")
-            h5.require_group(S.SNAPSHOTS)
-            h5.create_dataset(f"{S.SNAPSHOTS}/{S.EPOCH}", shape=(0,), maxshape=(None,), dtype=np.int64,
-                              chunks=(CHUNK,))
-            h5.create_dataset(f"{S.SNAPSHOTS}/w", shape=(0, d, *shape), maxshape=(None, d, *shape),
-                              dtype=np.float64, chunks=S.field_chunks((1, d, *shape), 2), fill_time="never")
-            for n in S.SITE_COUPLINGS:
-                h5.create_dataset(f"{S.SNAPSHOTS}/{n}", shape=(0, *shape), maxshape=(None, *shape),
-                                  dtype=np.float64, chunks=S.field_chunks((1, *shape), 1), fill_time="never")
-            for n in ("w", *S.SITE_COUPLINGS):
-                h5.make_scale(f"{S.SNAPSHOTS}/{S.EPOCH}", f"{S.SNAPSHOTS}/{n}")
-            _coordinate(h5, S.SNAPSHOTS, "axis", d)
-            h5.make_scale(f"{S.SNAPSHOTS}/axis", f"{S.SNAPSHOTS}/w", 1)
-            for mu, n in enumerate(shape):
-                _coordinate(h5, S.SNAPSHOTS, f"x{mu}", n)
-                h5.make_scale(f"{S.SNAPSHOTS}/x{mu}", f"{S.SNAPSHOTS}/w", 2 + mu)
-                for name in S.SITE_COUPLINGS:
-                    h5.make_scale(f"{S.SNAPSHOTS}/x{mu}", f"{S.SNAPSHOTS}/{name}", 1 + mu)
+            for group in (S.SNAPSHOTS, S.GRADIENTS):
+                _field_group(h5, group, shape)
             create_coupling_scales(h5, shape, 0.0)
 
         return cls(create_atomically(path, topo.world, overwrite, build), topo, 0, 0)
@@ -82,8 +88,9 @@ class LearnFile:
             raise OutputError(msg)
         for name in S.learn_series_names() + (S.EPOCH,):
             h5.resize(f"{S.LEARNING}/{name}", n_rows)
-        for name in ("w", *S.SITE_COUPLINGS, S.EPOCH):
-            h5.resize(f"{S.SNAPSHOTS}/{name}", n_snap)
+        for group in (S.SNAPSHOTS, S.GRADIENTS):
+            for name in ("w", *S.SITE_COUPLINGS, S.EPOCH):
+                h5.resize(f"{group}/{name}", n_snap)
         h5.set_attrs(**{S.ATTR_COMPLETE: False})
         h5.flush()
         return cls(h5, topo, n_rows, n_snap)
@@ -108,14 +115,16 @@ class LearnFile:
                 self.h5.write_root(f"{S.LEARNING}/{name}", slice(n0, n), vals)
         self.rows, self.n_buffered, self.n_rows = [], 0, n
 
-    def snapshot(self, epoch: int, geom, w: np.ndarray, site: Mapping[str, np.ndarray]) -> None:
-        """Append the couplings (this rank's blocks; replica groups hold identical copies and all write
-        the same values)."""
+    def snapshot(self, epoch: int, geom, couplings: Mapping[str, np.ndarray], grads: Mapping[str, np.ndarray]) -> None:
+        """Append the couplings and the last gradient ({w, a, b, r}: this rank's blocks; replica groups
+        hold identical copies and all write the same values)."""
         n = self.n_snap + 1
-        for name in ("w", *S.SITE_COUPLINGS, S.EPOCH):
-            self.h5.resize(f"{S.SNAPSHOTS}/{name}", n)
-        self.h5.write_root(f"{S.SNAPSHOTS}/{S.EPOCH}", n - 1, epoch)
-        write_coupling_blocks(self.h5, geom, w, site, S.SNAPSHOTS, (n - 1,))
+        for group, arrays in ((S.SNAPSHOTS, couplings), (S.GRADIENTS, grads)):
+            for name in ("w", *S.SITE_COUPLINGS, S.EPOCH):
+                self.h5.resize(f"{group}/{name}", n)
+            self.h5.write_root(f"{group}/{S.EPOCH}", n - 1, epoch)
+            write_coupling_blocks(self.h5, geom, arrays["w"], {k: arrays[k] for k in S.SITE_COUPLINGS},
+                                  group, (n - 1,))
         self.n_snap = n
 
     def write_couplings(self, geom, w: np.ndarray, site: Mapping[str, np.ndarray]) -> None:

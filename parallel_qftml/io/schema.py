@@ -68,11 +68,13 @@ def field_chunks(shape: tuple, lead: int) -> tuple:
 #     /learning/<series>      float64 (n_epochs,)    LEARN_SERIES + per-coupling statistics
 #     /learning/snapshots/{w,a,b,r}  float64 (n_snap, ...) couplings every output.save_every epochs
 #     /learning/snapshots/epoch      int64 (n_snap,)
+#     /learning/gradients/{epoch,w,a,b,r}  the gradient of the last update before each snapshot
 # Learning checkpoint: /chains/phi (n_chains, *shape), /reference/phi (n_ref, *shape), /couplings/...,
 # /optimizer/<slot>_<param> (global shapes of the parameter), attributes LEARN_CKPT_ATTRS.
 LEARNING = "learning"
 EPOCH = "epoch"
 SNAPSHOTS = "learning/snapshots"
+GRADIENTS = "learning/gradients"     # the gradient L of the last update before each snapshot, same layout
 LEARN_SERIES = ("lr", "kl", "kl_err", "kl_ref", "kl_ref_err", "acceptance", "delta", "grad_norm")
 COUPLING_STATS = ("mean", "std", "grad_norm")     # /learning/<stat>_<w|a|b|r>
 CHAINS_PHI = "chains/phi"

@@ -71,6 +71,7 @@ class Trainer:
         self.opt = Optimizer(oc.kind, {n: self.params[n] for n in self.learned}, oc.momentum, oc.beta1,
                              oc.beta2, oc.eps)
         self.epoch = 0
+        self.last_grad = {n: np.zeros_like(p) for n, p in self.params.items()}   # of the last update
         self.row_base = g.rows(0, False)[0]
         self.timers = dict.fromkeys(("sampling", "measuring", "gradient", "wait", "allreduce", "update"), 0.0)
 
@@ -254,6 +255,8 @@ class Trainer:
         t0 = time.perf_counter()
         oc = self.cfg.optimizer
         g = self._split(grad)
+        for n, v in g.items():
+            self.last_grad[n][...] = v
         grads = {n: g[n] for n in self.learned}
         if oc.clip_value:
             for v in grads.values():

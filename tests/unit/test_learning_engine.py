@@ -153,3 +153,21 @@ def test_divergence_stops_with_exit_4_and_keeps_the_last_good_checkpoint(tmp_pat
         assert all(np.all(np.isfinite(f[f"couplings/{k}"][()])) for k in "wabr")
     with h5py.File(tmp_path / "learn.h5") as f:
         assert not f.attrs["complete"]
+
+
+def test_hooks_see_every_epoch_and_can_end_training(tmp_path, monkeypatch):
+    """run_learn(hooks=...): called after every epoch with the row; True ends the run (complete file,
+    final checkpoint, gradient snapshots written)."""
+    from parallel_qftml.learn import run_learn
+    from parallel_qftml.learning.config import parse_learn_config
+    monkeypatch.chdir(tmp_path)
+    cfg = parse_learn_config(LEARN.replace("epochs = 3", "epochs = 50") + "save_every = 1\n")
+    seen = []
+    assert run_learn(cfg, MPI.COMM_WORLD, hooks=[lambda tr, row: seen.append(row["kl"]) or tr.epoch == 4]) == 0
+    assert len(seen) == 4
+    with h5py.File(tmp_path / "learn.h5") as f:
+        assert f.attrs["complete"] and f["learning/epoch"][()].tolist() == [1, 2, 3, 4]
+        assert np.array_equal(f["learning/kl"][()], seen)
+        assert f["learning/gradients/w"].shape == (4, 2, 4, 4)
+        assert np.any(f["learning/gradients/a"][-1] != 0)
+    assert sorted(p.name for p in (tmp_path / "learn.h5.ckpt").iterdir())[-1] == "ckpt-000000000004.h5"
