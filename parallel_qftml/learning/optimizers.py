@@ -43,22 +43,17 @@ class Optimizer:
         self.slots = {f"{s}_{name}": np.zeros_like(p) for name, p in params.items() for s in self.SLOTS[kind]}
 
     def step(self, params: dict, grads: dict, lr: float) -> None:
+        """One update of every parameter in `grads` (contiguous arrays; kernels/optimizers.py)."""
+        from ..kernels import optimizers as K
         self.t += 1
+        c1, c2 = 1.0 - self.beta1 ** self.t, 1.0 - self.beta2 ** self.t
         for name, g in grads.items():
-            p = params[name]
+            p = params[name].reshape(-1)
+            g = np.ascontiguousarray(g).reshape(-1)
             if self.kind == "sgd":
-                p -= lr * g
+                K.sgd(p, g, lr)
             elif self.kind == "momentum":
-                v = self.slots[f"v_{name}"]
-                v *= self.momentum
-                v += g
-                p -= lr * v
+                K.momentum(p, g, self.slots[f"v_{name}"].reshape(-1), self.momentum, lr)
             else:
-                m, v = self.slots[f"m_{name}"], self.slots[f"v_{name}"]
-                m *= self.beta1
-                m += (1.0 - self.beta1) * g
-                v *= self.beta2
-                v += (1.0 - self.beta2) * (g * g)
-                mhat = m / (1.0 - self.beta1 ** self.t)
-                vhat = v / (1.0 - self.beta2 ** self.t)
-                p -= lr * (mhat / (np.sqrt(vhat) + self.eps))
+                K.adam(p, g, self.slots[f"m_{name}"].reshape(-1), self.slots[f"v_{name}"].reshape(-1),
+                       self.beta1, self.beta2, c1, c2, self.eps, lr)

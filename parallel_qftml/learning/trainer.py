@@ -262,7 +262,7 @@ class Trainer:
             for v in grads.values():
                 np.clip(v, -oc.clip_value, oc.clip_value, out=v)
         with np.errstate(over="ignore", invalid="ignore"):        # non-finite -> DivergenceError below
-            sq = exact_array_sums([v * v for v in grads.values()], self.topo.grid_comm)
+            sq = exact_array_sums([v * v for v in grads.values()], self.topo.grid_comm, self.geom.ndim)
         norms = dict(zip(grads, (math.sqrt(x) if x >= 0 else float("nan") for x in sq)))
         total = math.sqrt(sum(sq)) if all(math.isfinite(x) for x in sq) else float("nan")
         if not math.isfinite(total):
@@ -286,7 +286,7 @@ class Trainer:
         arrays = []
         for n in PARAM_NAMES:
             arrays += [self.params[n], self.params[n] * self.params[n]]
-        s = exact_array_sums(arrays, self.topo.grid_comm)
+        s = exact_array_sums(arrays, self.topo.grid_comm, self.geom.ndim)
         out = {}
         for i, n in enumerate(PARAM_NAMES):
             cnt = self.geom.volume * (self.geom.ndim if n == "w" else 1)
