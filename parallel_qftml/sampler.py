@@ -203,3 +203,7 @@ def warm_up():
     tr.thermalise()
     tr.run_epoch()
     topo.free()
+    from .learning.optimizers import OPTIMIZERS, Optimizer
+    for kind in OPTIMIZERS:
+        p = {"x": np.zeros(4)}
+        Optimizer(kind, p).step(p, {"x": np.ones(4)}, 0.1)
