@@ -171,3 +171,26 @@ def test_hooks_see_every_epoch_and_can_end_training(tmp_path, monkeypatch):
         assert f["learning/gradients/w"].shape == (4, 2, 4, 4)
         assert np.any(f["learning/gradients/a"][-1] != 0)
     assert sorted(p.name for p in (tmp_path / "learn.h5.ckpt").iterdir())[-1] == "ckpt-000000000004.h5"
+
+
+def test_data_from_the_samplers_configurations(tmp_path):
+    """[data] path = a pqml sample file: its /configs/phi (n_saved, n_replicas, *shape) are the data."""
+    from parallel_qftml.io.dataset import load_blocks
+    text = SAMPLE.format(action='kind = "mrf"\na = 1.2\nb = 0.2', out="mc.h5").replace(
+        "[parallel]", "") + "save_every = 4\n[parallel]\nn_replicas = 1\n"
+    (tmp_path / "mc.toml").write_text(text)
+    r = subprocess.run(pqml_cmd(1, "sample", "mc.toml"), capture_output=True, text=True, env=env(), cwd=tmp_path,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    blocks, lo, hi = load_blocks(str(tmp_path / "mc.h5"), "", Topology(MPI.COMM_SELF, (4, 4)))
+    with h5py.File(tmp_path / "mc.h5") as f:
+        phi = f["configs/phi"][()]
+    assert phi.shape == (5, 1, 4, 4) and np.array_equal(blocks, phi.reshape(5, 4, 4))
+    assert lo == phi.min() and hi == phi.max()
+    learn = LEARN.replace('mode = "target"', 'mode = "data"').replace(
+        "[target]\ng = { nn = -1.0, phi2 = 1.52425, phi4 = 0.175, nnn = -0.5 }\n",
+        '[data]\npath = "mc.h5"\nbatch_size = 2\n')
+    (tmp_path / "learn.toml").write_text(learn)
+    r = subprocess.run(pqml_cmd(1, "learn", "learn.toml"), capture_output=True, text=True, env=env(), cwd=tmp_path,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
