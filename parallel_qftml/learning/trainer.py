@@ -136,9 +136,6 @@ class Trainer:
             D = m["action"] - action_of(m)
             self.timers["sampling"] += t1 - t0
             self.timers["measuring"] += time.perf_counter() - t1
-            if not math.isfinite(D):
-                raise DivergenceError(f"training diverged at epoch {self.epoch}: the action of chain {s.chain} "
-                                      f"is not finite (lower optimizer.lr, set optimizer.clip_norm, or raise learn.b_min)")
             if k == 0:
                 c = D
             sd += D - c
@@ -147,6 +144,15 @@ class Trainer:
                 self._features(s.phi, D - c, True, so, sdo)
         self._adapt(s, acc / n)
         return ds, (ChainSums(n, c, sd, so, sdo) if with_features else None)
+
+    def _check_finite(self, all_d) -> None:
+        """DivergenceError on every rank if any chain's S - A is not finite (all_d is the same on every
+        rank: the decision is collective, so no rank is left waiting in a later exchange)."""
+        bad = ~np.isfinite(np.asarray(all_d))
+        if bad.any():
+            raise DivergenceError(f"training diverged at epoch {self.epoch}: the action of {int(bad.sum())} "
+                                  f"sample(s) is not finite (lower optimizer.lr, set optimizer.clip_norm, or raise "
+                                  f"learn.b_min)")
 
     def _adapt(self, s, acceptance: float) -> None:
         sc = self.cfg.chains
@@ -182,8 +188,9 @@ class Trainer:
         t1 = time.perf_counter()
         self.timers["wait"] += t1 - t0
         t0 = t1
-        all_sums = gather_chain_sums(self.topo, sums, (self.K, self.V), True)
         all_d = np.concatenate(gather_chain_values(self.topo, ds))
+        self._check_finite(all_d)
+        all_sums = gather_chain_sums(self.topo, sums, (self.K, self.V), True)
         self.timers["allreduce"] += time.perf_counter() - t0
         t0 = time.perf_counter()
         _, cov = pooled_covariance(all_sums)
@@ -198,8 +205,10 @@ class Trainer:
         if self.ref_chains:
             rd = [self._sample_chain(s, self.target.evaluate, lc.samples_per_epoch, False)[0]
                   for s in self.ref_chains]
-            row["kl_ref"], row["kl_ref_err"] = kl_estimate(np.concatenate(gather_chain_values(self.topo, rd)),
-                                                           lc.n_bins)
+            ref_d = np.concatenate(gather_chain_values(self.topo, rd))
+            if not np.all(np.isfinite(ref_d)):      # the reference action is fixed: a bug, not divergence
+                raise RuntimeError("the reference chains produced a non-finite action")
+            row["kl_ref"], row["kl_ref_err"] = kl_estimate(ref_d, lc.n_bins)
         row.update(self._update(cov, lr))
         return row
 
