@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from launch import env, pqml_cmd  # noqa: E402
+from launch import env, kill_run, pqml_cmd  # noqa: E402
 CONFIG = """\
 [lattice]
 shape = [64, 32]
@@ -55,11 +55,6 @@ def run(n, cfg, *args):
     r = subprocess.run(cmd(n, cfg, *args), capture_output=True, text=True, env=env(), timeout=300)
     assert r.returncode == 0, r.stderr
     return r
-
-
-def kill_group(p):
-    os.killpg(p.pid, signal.SIGKILL)
-    p.wait(timeout=30)
 
 
 def read(path):
@@ -111,13 +106,13 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(tmp_path, refere
             p = start(2, cfg, *args)
             time.sleep(rng.uniform(1.3, 3.0))     # start-up ~1.2 s; the whole run takes ~8 s
             if p.poll() is None:
-                kill_group(p)
+                kill_run(p, cfg)
             else:
                 survived += 1
         else:
             p = start(2, cfg, *args, PQML_TEST_PAUSE_AT=moment)
             wait_for(p, f"PQML_TEST_PAUSE {moment}")
-            kill_group(p)
+            kill_run(p, cfg)
         if out.exists():
             data = read(out)            # readable after every kill
             assert not data["complete"] or survived

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from launch import env, pqml_cmd  # noqa: E402
+from launch import env, kill_run, pqml_cmd  # noqa: E402
 
 CONFIG = """\
 [lattice]
@@ -88,14 +88,16 @@ def reference(tmp_path_factory):
 
 
 def wait_for(p, marker, timeout=120):
-    t0 = time.time()
+    t0, seen = time.time(), []
     while time.time() - t0 < timeout:
         line = p.stderr.readline()
+        seen.append(line)
         if marker in line:
             return
         if not line and p.poll() is not None:
-            raise AssertionError(f"process ended before {marker!r}")
+            raise AssertionError(f"process ended (code {p.returncode}) before {marker!r}; stderr:\n{''.join(seen)}")
     raise AssertionError(f"no {marker!r} within {timeout} s")
+
 
 
 def test_killed_training_resumes_bit_identical_on_other_rank_counts(tmp_path, reference):
@@ -114,8 +116,7 @@ def test_killed_training_resumes_bit_identical_on_other_rank_counts(tmp_path, re
         else:
             p = start(n, cfg, *args, PQML_TEST_PAUSE_AT=moment)
             wait_for(p, f"PQML_TEST_PAUSE {moment}")
-        os.killpg(p.pid, signal.SIGKILL)
-        p.wait(timeout=30)
+        kill_run(p, cfg)
         if out.exists():
             assert not read(out)["complete"]            # readable after every kill
     run(4, cfg, "--resume")
