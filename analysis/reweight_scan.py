@@ -25,6 +25,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pqml_analysis import load_run, reweight  # noqa: E402
+from pqml_analysis.files import AnalysisError, check_outputs, fail, warn_line  # noqa: E402
+
+SCRIPT = "reweight_scan"
 
 TERMS = ("nn", "phi2", "phi4", "nnn", "phi", "i_phi2")
 PIECE = {"nn": "nn", "phi2": "phi2", "phi4": "phi4", "nnn": "nnn", "phi": "phi1", "i_phi2": "phi2"}
@@ -35,7 +38,7 @@ def parse_g(text: str) -> dict:
     for part in filter(None, text.split(",")):
         k, _, v = part.partition("=")
         if k.strip() not in TERMS:
-            raise SystemExit(f"reweight_scan: error: unknown term {k.strip()!r} (allowed: {', '.join(TERMS)})")
+            raise AnalysisError(f"--target: unknown term {k.strip()!r} (allowed: {', '.join(TERMS)})")
         g[k.strip()] = float(v)
     return g
 
@@ -47,7 +50,7 @@ def action(g: dict, obs: dict) -> np.ndarray:
 
 
 def series(path) -> dict:
-    run = load_run(path)
+    run = load_run(path, warn_line(SCRIPT))
     o = run["observables"]
     return {k: np.asarray(v).T.ravel() for k, v in o.items()}, run["attrs"]   # replica after replica
 
@@ -59,7 +62,7 @@ def mc_coupling(attrs, name: str) -> dict:
     over = str(attrs.get("config_overrides", ""))
     g = dict(cfg["action"]["g"]) if cfg.get("action", {}).get("kind") == "target" else None
     if g is None:
-        raise SystemExit(f"reweight_scan: error: --mc file {name!r} was not sampled from a target action")
+        raise AnalysisError(f"{name}: --mc file was not sampled from a target action")
     for line in filter(None, over.splitlines()):
         k, _, v = line.partition("=")
         if k.strip().startswith("action.g."):
@@ -68,6 +71,13 @@ def mc_coupling(attrs, name: str) -> dict:
 
 
 def main(argv=None) -> int:
+    try:
+        return _main(argv)
+    except (AnalysisError, OSError) as e:
+        return fail(SCRIPT, e)
+
+
+def _main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog=__doc__.split("\n", 2)[2])
     ap.add_argument("sample", help="HDF5 file of pqml sample (the ensemble to reweight)")
@@ -81,12 +91,14 @@ def main(argv=None) -> int:
     g = parse_g(args.target)
     term, _, rng = args.scan.partition("=")
     if term not in TERMS or term == "i_phi2":
-        raise SystemExit(f"reweight_scan: error: cannot scan {term!r}")
-    start, stop, n = rng.split(":")
-    grid = np.linspace(float(start), float(stop), int(n))
+        raise AnalysisError(f"--scan: cannot scan {term!r} (one of {', '.join(TERMS[:-1])})")
+    try:
+        start, stop, n = rng.split(":")
+        grid = np.linspace(float(start), float(stop), int(n))
+    except ValueError:
+        raise AnalysisError(f"--scan: expected TERM=start:stop:n, got {args.scan!r}") from None
     outs = [Path(f"{args.out}{s}") for s in ("_action.png", "_m.png", "_abs_m.png", ".txt")]
-    if not args.force and any(p.exists() for p in outs):
-        raise SystemExit(f"reweight_scan: error: {', '.join(str(p) for p in outs if p.exists())} exist (use --force)")
+    check_outputs(outs, args.force)
     obs, _ = series(args.sample)
     S = obs["action"]
     rows = []

@@ -107,7 +107,7 @@ def test_figure_configs_exist():
 def test_figure_config_parses(path):
     if "[action]" in path.read_text():
         cfg = load_config(path)
-        assert cfg.action.kind == "file"
+        assert cfg.action.kind in ("file", "target")
     else:
         cfg = load_learn_config(path)
         assert cfg.learn.epochs >= 1
