@@ -8,7 +8,8 @@ independent configurations: phi = ifft(fft(eta) / sqrt(lambda)), eta white noise
     F = 1/lambda(2 pi/L e_mu),   xi_2^2 = (lambda(p_min)/lambda(0) - 1)/(4 sin^2(pi/L)) = w/(2a - 2dw).
 The per-configuration estimators are quadratic in a Gaussian field, so their variances are exact too
 (Isserlis): Var[(1/V) sum_y phi_y phi_{y+x}] = (2/V^2) sum_k G~(k)^2 cos^2(k.x), Var P(0) = 2 chi^2,
-Var P(p_min) = F^2. Checks: |estimate - exact| < 3 measured errors, and the measured (jackknife)
+Var P(p_min) = F^2. Checks: |estimate - exact| < 3 measured errors (4 for every point of an array),
+and the measured (jackknife)
 error equals the exact standard error within 4 times the relative scatter of a jackknife error from
 n bins, 1/sqrt(2(n-1)), so the error is neither too small nor too large to be meaningful.
 """
@@ -40,8 +41,11 @@ def free_configs(seed, shape, a, w, n):
 
 
 def check(est, err, exact, exact_se, tol=ERR_TOL):
+    """Scalars within 3 errors; arrays (many correlated points, e.g. 256 for G(x)) every point within 4:
+    with 3 a max over the points exceeds it in ~5 % of seeds (measured over 60 seeds)."""
     est, err, exact, exact_se = map(np.asarray, (est, err, exact, exact_se))
-    assert np.all(np.abs(est - exact) < 3 * err), np.max(np.abs(est - exact) / err)
+    k = 3 if est.ndim == 0 else 4
+    assert np.all(np.abs(est - exact) < k * err), np.max(np.abs(est - exact) / err)
     assert np.all(np.abs(err / exact_se - 1) < tol), ((err / exact_se).min(), (err / exact_se).max())
 
 
