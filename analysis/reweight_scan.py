@@ -25,29 +25,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pqml_analysis import load_run, reweight  # noqa: E402
+from pqml_analysis.overlap import parse_couplings, parse_scan, target_action as action  # noqa: E402
 from pqml_analysis.files import AnalysisError, check_outputs, fail, warn_line  # noqa: E402
 
 SCRIPT = "reweight_scan"
-
-TERMS = ("nn", "phi2", "phi4", "nnn", "phi", "i_phi2")
-PIECE = {"nn": "nn", "phi2": "phi2", "phi4": "phi4", "nnn": "nnn", "phi": "phi1", "i_phi2": "phi2"}
-
-
-def parse_g(text: str) -> dict:
-    g = {}
-    for part in filter(None, text.split(",")):
-        k, _, v = part.partition("=")
-        if k.strip() not in TERMS:
-            raise AnalysisError(f"--target: unknown term {k.strip()!r} (allowed: {', '.join(TERMS)})")
-        g[k.strip()] = float(v)
-    return g
-
-
-def action(g: dict, obs: dict) -> np.ndarray:
-    """A = sum_k g_k A^(k) per measurement (complex if i_phi2)."""
-    re = sum(g.get(k, 0.0) * obs[PIECE[k]] for k in TERMS if k != "i_phi2")
-    return re + 1j * g.get("i_phi2", 0.0) * obs["phi2"]
-
 
 def series(path) -> dict:
     run = load_run(path, warn_line(SCRIPT))
@@ -88,15 +69,11 @@ def _main(argv=None) -> int:
     ap.add_argument("--out", required=True, help="output prefix (OUT_action.png, OUT_m.png, OUT_abs_m.png, OUT.txt)")
     ap.add_argument("--force", action="store_true", help="overwrite existing outputs")
     args = ap.parse_args(argv)
-    g = parse_g(args.target)
-    term, _, rng = args.scan.partition("=")
-    if term not in TERMS or term == "i_phi2":
-        raise AnalysisError(f"--scan: cannot scan {term!r} (one of {', '.join(TERMS[:-1])})")
     try:
-        start, stop, n = rng.split(":")
-        grid = np.linspace(float(start), float(stop), int(n))
-    except ValueError:
-        raise AnalysisError(f"--scan: expected TERM=start:stop:n, got {args.scan!r}") from None
+        g = parse_couplings(args.target)
+        term, grid = parse_scan(args.scan)
+    except ValueError as e:
+        raise AnalysisError(f"--target/--scan: {e}") from None
     outs = [Path(f"{args.out}{s}") for s in ("_action.png", "_m.png", "_abs_m.png", ".txt")]
     check_outputs(outs, args.force)
     obs, _ = series(args.sample)

@@ -36,3 +36,51 @@ def kill_run(p, marker) -> None:
             return                                          # nothing left to kill
         time.sleep(0.1)
     raise AssertionError(f"processes of {marker} survive SIGKILL")
+
+
+def start(n: int, command: str, cfg, *args, **extra):
+    """Launch `pqml COMMAND CFG ARGS` on n ranks in its own session (stdout/stderr piped, text)."""
+    import subprocess
+    return subprocess.Popen(pqml_cmd(n, command, cfg, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env(**extra), start_new_session=True)
+
+
+def run_ok(n: int, command: str, cfg, *args):
+    """Run `pqml COMMAND CFG ARGS` on n ranks and assert exit code 0."""
+    import subprocess
+    r = subprocess.run(pqml_cmd(n, command, cfg, *args), capture_output=True, text=True, env=env(), timeout=300)
+    assert r.returncode == 0, r.stderr
+    return r
+
+
+def wait_for(p, marker, timeout=120) -> None:
+    """Read p's stderr lines until one contains `marker` (the PQML_TEST_PAUSE hook prints it)."""
+    import time
+    t0, seen = time.time(), []
+    while time.time() - t0 < timeout:
+        line = p.stderr.readline()
+        seen.append(line)
+        if marker in line:
+            return
+        if not line and p.poll() is not None:
+            raise AssertionError(f"process ended (code {p.returncode}) before {marker!r}; stderr:\n{''.join(seen)}")
+    raise AssertionError(f"no {marker!r} within {timeout} s")
+
+
+def read_h5(path) -> dict:
+    """Every dataset of an HDF5 file (path -> array) and its root attribute `complete` (raises if the
+    file is unreadable)."""
+    import h5py
+    with h5py.File(path, "r") as f:
+        out = {}
+        f.visititems(lambda k, v: out.__setitem__(k, v[()]) if isinstance(v, h5py.Dataset) else None)
+        out["complete"] = bool(f.attrs["complete"])
+    return out
+
+
+def assert_same(a: dict, b: dict) -> None:
+    """Bit-identical dictionaries of arrays (NaN equal to NaN)."""
+    import numpy as np
+    assert sorted(a) == sorted(b)
+    for k in a:
+        assert np.array_equal(a[k], b[k], equal_nan=np.asarray(a[k]).dtype.kind == "f"), k

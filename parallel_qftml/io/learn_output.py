@@ -50,7 +50,6 @@ class LearnFile:
     @classmethod
     def create(cls, path, topo, metadata: Mapping, overwrite: bool) -> "LearnFile":
         shape = tuple(topo.shape)
-        d = len(shape)
 
         def build(h5):
             h5.set_attrs(**{k: v for k, v in metadata.items() if v is not None})

@@ -10,7 +10,6 @@ order the samples arrive; with a scalar c per sample, sdo += c * O as well (the 
 KL(p||q) gradient, eq. 12). Every site's sums depend only on its own samples, so they are the same on
 any rank layout.
 """
-import numpy as np
 from numba import njit, uint64
 
 N_EXTRA = 3      # a, b, r after the d link couplings

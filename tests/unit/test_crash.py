@@ -13,12 +13,12 @@ import sys
 import time
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from launch import env, kill_run, pqml_cmd  # noqa: E402
+from launch import assert_same as same, env, kill_run, pqml_cmd, read_h5 as read, run_ok, wait_for  # noqa: E402
+from launch import start as _start  # noqa: E402
 CONFIG = """\
 [lattice]
 shape = [64, 32]
@@ -42,34 +42,22 @@ keep = 2
 """
 
 
-def cmd(n, cfg, *args):
-    return pqml_cmd(n, "sample", cfg, *args)
+
+
+
+
+
+
+
+
 
 
 def start(n, cfg, *args, **extra):
-    return subprocess.Popen(cmd(n, cfg, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env(**extra), start_new_session=True)
+    return _start(n, "sample", cfg, *args, **extra)
 
 
 def run(n, cfg, *args):
-    r = subprocess.run(cmd(n, cfg, *args), capture_output=True, text=True, env=env(), timeout=300)
-    assert r.returncode == 0, r.stderr
-    return r
-
-
-def read(path):
-    """Everything in the measurement file (raises if it is unreadable)."""
-    with h5py.File(path, "r") as f:
-        out = {}
-        f.visititems(lambda k, v: out.__setitem__(k, v[()]) if isinstance(v, h5py.Dataset) else None)
-        out["complete"] = bool(f.attrs["complete"])
-    return out
-
-
-def same(a, b):
-    assert sorted(a) == sorted(b)
-    for k in a:
-        assert np.array_equal(a[k], b[k]), k
+    return run_ok(n, "sample", cfg, *args)
 
 
 @pytest.fixture(scope="module")
@@ -81,16 +69,6 @@ def reference(tmp_path_factory):
     return read(tmp / "ref.h5")
 
 
-def wait_for(p, marker, timeout=120):
-    """Read stderr lines until `marker` appears (the pause hook prints it)."""
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        line = p.stderr.readline()
-        if marker in line:
-            return
-        if not line and p.poll() is not None:
-            raise AssertionError(f"process ended before {marker!r}")
-    raise AssertionError(f"no {marker!r} within {timeout} s")
 
 
 def test_sigkill_at_random_moments_then_resume_is_bit_identical(tmp_path, reference):
@@ -143,11 +121,11 @@ def test_stop_signal_checkpoints_and_exits_3(tmp_path, reference, how):
 def test_unwritable_or_full_disk_is_refused_before_sampling(tmp_path):
     cfg = tmp_path / "run.toml"
     cfg.write_text(CONFIG.format(path="/etc/hostname/run.h5"))
-    r = subprocess.run(cmd(1, cfg), capture_output=True, text=True, env=env(), timeout=120)
+    r = subprocess.run(pqml_cmd(1, "sample", cfg), capture_output=True, text=True, env=env(), timeout=120)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "not writable" in r.stderr
     big = CONFIG.format(path=tmp_path / "big.h5").replace("[64, 32]", "[65536, 65536]").replace(
         "n_sweeps = 10000", "n_sweeps = 1000000")
     cfg.write_text(big)
-    r = subprocess.run(cmd(1, cfg), capture_output=True, text=True, env=env(), timeout=120)
+    r = subprocess.run(pqml_cmd(1, "sample", cfg), capture_output=True, text=True, env=env(), timeout=120)
     assert r.returncode == 2 and "not enough disk space" in r.stderr and r.stderr.count("\n") == 1
     assert not (tmp_path / "big.h5").exists()

@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from launch import env, kill_run, pqml_cmd  # noqa: E402
+from launch import assert_same as same, kill_run, read_h5 as read, run_ok, wait_for  # noqa: E402
+from launch import start as _start  # noqa: E402
 
 CONFIG = """\
 [lattice]
@@ -50,29 +49,20 @@ keep = 2
 """
 
 
+
+
+
+
+
+
+
+
 def start(n, cfg, *args, **extra):
-    return subprocess.Popen(pqml_cmd(n, "learn", cfg, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env(**extra), start_new_session=True)
+    return _start(n, "learn", cfg, *args, **extra)
 
 
 def run(n, cfg, *args):
-    r = subprocess.run(pqml_cmd(n, "learn", cfg, *args), capture_output=True, text=True, env=env(), timeout=300)
-    assert r.returncode == 0, r.stderr
-    return r
-
-
-def read(path):
-    with h5py.File(path, "r") as f:
-        out = {}
-        f.visititems(lambda k, v: out.__setitem__(k, v[()]) if isinstance(v, h5py.Dataset) else None)
-        out["complete"] = bool(f.attrs["complete"])
-    return out
-
-
-def same(a, b):
-    assert sorted(a) == sorted(b)
-    for k in a:
-        assert np.array_equal(a[k], b[k], equal_nan=True), k
+    return run_ok(n, "learn", cfg, *args)
 
 
 @pytest.fixture(scope="module")
@@ -87,16 +77,6 @@ def reference(tmp_path_factory):
     return data, time.time() - t0
 
 
-def wait_for(p, marker, timeout=120):
-    t0, seen = time.time(), []
-    while time.time() - t0 < timeout:
-        line = p.stderr.readline()
-        seen.append(line)
-        if marker in line:
-            return
-        if not line and p.poll() is not None:
-            raise AssertionError(f"process ended (code {p.returncode}) before {marker!r}; stderr:\n{''.join(seen)}")
-    raise AssertionError(f"no {marker!r} within {timeout} s")
 
 
 
