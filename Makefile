@@ -45,7 +45,7 @@ H5PY_ENV    = HDF5_MPI=ON CC=$(MPICC) HDF5_DIR=$(HDF5_DIR)
 endif
 
 # Python packages of the venv (h5py is built separately, below).
-PY_DEPS := numpy numba mpi4py cython pkgconfig matplotlib pytest pytest-mpi pytest-timeout scipy pyerrors
+PY_DEPS := numpy numba mpi4py cython pkgconfig matplotlib pytest pytest-mpi pytest-timeout scipy pyerrors scikit-learn
 
 # --- run-time environment (exported to every recipe) ---------------------------------
 # One thread per rank; a numba cache inside the repo (absolute path: pytest and ranks may

@@ -4,12 +4,16 @@
   mu = -0.5, sigma = 0.05), shape (n, *shape).
 * ``image(size)``: a greyscale image scaled to [-1, 1], shape (size, size) (Fig. 9; the paper uses a CIFAR-10
   image, here matplotlib's bundled sample photograph ``grace_hopper.jpg``, read and resized with PIL).
+* ``digits()``: scikit-learn's bundled 8x8 handwritten digits (1797 images, the UCI optdigits test set),
+  pixel / 16 in [0, 1], shape (1797, 64): the offline stand-in for MNIST in the RBM studies (docs/rbm.md).
+  scikit-learn is an optional dependency (installed by ``make setup``; only this data set needs it).
 
 Command line (writes with ``np.save(..., allow_pickle=False)``; an existing OUT is refused, exit 2, unless
 ``--force``)::
 
     python -m parallel_qftml.datasets gaussian OUT.npy --shape 4 4 --n 100 --mu -0.5 --sigma 0.05 --seed 1
     python -m parallel_qftml.datasets image OUT.npy --size 32
+    python -m parallel_qftml.datasets digits OUT.npy
 """
 from __future__ import annotations
 
@@ -60,6 +64,16 @@ def image(size: int = 32) -> np.ndarray:
     return 2.0 * (x - lo) / (hi - lo) - 1.0
 
 
+def digits() -> np.ndarray:
+    """scikit-learn's 8x8 digits as rows (1797, 64), pixel values / 16 in [0, 1] (as MNIST / 255)."""
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise ValueError("the digits data set needs scikit-learn (pip install scikit-learn; make setup installs it)") \
+            from None
+    return load_digits().data.astype(np.float64) / 16.0
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m parallel_qftml.datasets",
                                 description="Write training data for pqml learn (data mode) as a .npy file.")
@@ -76,6 +90,9 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("out", metavar="OUT.npy")
     i.add_argument("--size", type=int, default=32, help="side length in pixels (default 32)")
     i.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
+    d = sub.add_parser("digits", help="scikit-learn's 8x8 digits as rows (1797, 64) in [0, 1] (RBM)")
+    d.add_argument("out", metavar="OUT.npy")
+    d.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
     return p
 
 
@@ -89,8 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.kind == "gaussian":
             arr = gaussian(args.shape, args.n, args.mu, args.sigma, args.seed)
-        else:
+        elif args.kind == "image":
             arr = image(args.size)
+        else:
+            arr = digits()
     except ValueError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
