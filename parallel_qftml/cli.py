@@ -1,5 +1,5 @@
 """Command line: ``pqml info`` | ``pqml sample CONFIG [--set section.key=value ...] [--resume [--force]]``
-| ``pqml learn CONFIG [...same options]`` | ``pqml inspect FILE.h5``.
+| ``pqml learn CONFIG [...same options]`` | ``pqml rbm CONFIG [...]`` | ``pqml inspect FILE.h5``.
 
 Recommended launch under MPI: ``mpirun -n N python -m mpi4py -m parallel_qftml sample CONFIG``.
 A ``UserError`` prints ``pqml: error: <message>`` once (rank 0) and exits 2 on every rank; any other
@@ -35,6 +35,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --resume: accept a checkpoint whose physics config differs")
     s = sub.add_parser("learn", help="learn the couplings of the MRF from a target action or from data "
                                      "(docs/learning.md)")
+    s.add_argument("config", metavar="CONFIG", help="TOML config file")
+    s.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a config value (TOML syntax); repeatable")
+    s.add_argument("--resume", action="store_true",
+                   help="continue from the newest valid checkpoint (start afresh if there is none)")
+    s.add_argument("--force", action="store_true",
+                   help="with --resume: accept a checkpoint whose physics config differs")
+    s = sub.add_parser("rbm", help="train a scalar-field RBM on a target or on data (docs/rbm.md)")
     s.add_argument("config", metavar="CONFIG", help="TOML config file")
     s.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a config value (TOML syntax); repeatable")
@@ -99,6 +107,13 @@ def _learn(args, comm) -> int:
     return run_learn(load_learn_config(args.config, args.overrides), comm, resume=args.resume, force=args.force)
 
 
+def _rbm(args, comm) -> int:
+    from .rbm.config import load_rbm_config
+    from .rbm.driver import run_rbm
+
+    return run_rbm(load_rbm_config(args.config, args.overrides), comm, resume=args.resume, force=args.force)
+
+
 def _inspect(args, comm) -> int:
     from .io.inspect import inspect_lines
     if comm.Get_rank() == 0:
@@ -114,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     comm = MPI.COMM_WORLD
     try:
-        return {"info": _info, "sample": _sample, "learn": _learn, "inspect": _inspect}[args.command](args, comm)
+        return {"info": _info, "sample": _sample, "learn": _learn, "rbm": _rbm, "inspect": _inspect}[args.command](args, comm)
     except UserError as e:
         if comm.Get_rank() == 0:
             msg = " ".join(str(e).split("\n"))

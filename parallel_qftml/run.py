@@ -65,7 +65,7 @@ def run_metadata(cfg, topo, seed: int) -> dict:
         "run_id": uuid.uuid4().hex, "config_text": cfg.text, "config_sha256": cfg.sha256,
         "config_overrides": "\n".join(cfg.overrides),
         "package_version": __version__, "seed": np.uint64(seed),
-        "global_shape": np.asarray(cfg.lattice.shape, dtype=np.int64),
+        "global_shape": np.asarray(topo.shape, dtype=np.int64),
         "proc_grid": np.asarray(topo.proc_grid, dtype=np.int64),
         "n_replicas": topo.n_replicas, "n_ranks": topo.world.Get_size(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -90,3 +90,35 @@ def load_blocks(path: str, dataset: str, topo) -> tuple:
     lo = -global_max(-float(block.min()), comm)
     hi = global_max(float(block.max()), comm)
     return block, lo, hi
+
+
+def load_rows(path: str, dataset: str, comm) -> np.ndarray:
+    """All configurations of a data file as rows (N, n_visible) on every rank (RBM training): leading
+    axis = configurations, the rest flattened (an HDF5 file of pqml sample: (n_saved * R, V)). Errors as
+    load_blocks (DataError on every rank, nothing written)."""
+    msg, rows = None, None
+    if comm.Get_rank() == 0:
+        try:
+            arr, close = _open(path, dataset)
+            try:
+                if arr.dtype.kind not in "fiu":
+                    raise DataError(f"data file {path!r}: dtype {arr.dtype} is not numeric")
+                if arr.ndim < 2 or arr.shape[0] == 0:
+                    raise DataError(f"data file {path!r}: shape {tuple(arr.shape)}; need (n_configurations, ...)")
+                sampler_configs = getattr(arr, "name", "") == f"/{S.CONFIGS}/{S.PHI}"
+                rows = np.asarray(arr[()], dtype=np.float64)
+            finally:
+                close()
+            if sampler_configs:
+                rows = rows.reshape(rows.shape[0] * rows.shape[1], -1)     # (n_saved, R, *shape)
+            rows = rows.reshape(rows.shape[0], -1)
+            if not np.all(np.isfinite(rows)):
+                raise DataError(f"data file {path!r} contains NaN or infinite values")
+        except DataError as e:
+            msg, rows = str(e), None
+        except OSError as e:
+            msg, rows = f"data file {path!r}: cannot read ({e})", None
+    msg, rows = bcast((msg, rows), comm)
+    if msg:
+        raise DataError(msg)
+    return rows
