@@ -18,7 +18,7 @@ import numpy as np
 
 from . import schema as S
 
-RBM_SERIES = ("lr", "mu2", "kl", "grad_norm", "free_energy")
+RBM_SERIES = ("lr", "mu2", "kl", "grad_norm", "free_energy", "backtracks")
 
 
 def _sha(a) -> str:

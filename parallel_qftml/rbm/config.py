@@ -6,7 +6,7 @@
 [target]     kind = "free_field", shape, m2     — train from the target's correlation matrix, or
 [data]       path, dataset, batch_size          — train from configurations (rows = flattened fields)
 [train]      epochs, gradient ("pcd" | "exact"), n_chains, k (Gibbs steps of the PCD chains per epoch),
-             method ("pcd" | "cd", phi^4 networks)
+             method ("pcd" | "cd", phi^4 networks), on_nonpd ("error" | "backtrack", scalar RBM)
 [optimizer]  as for pqml learn (docs/learning.md), [sampler] seed, [output], [checkpoint] (every = epochs)
 """
 from __future__ import annotations
@@ -59,6 +59,7 @@ class TrainSection:
     n_chains: int = 64
     k: int = 1
     method: str = "pcd"          # phi^4 networks: persistent chains or CD-k from the batch
+    on_nonpd: str = "error"      # scalar RBM: "error" or "backtrack" (undo the step, halve the rate)
 
 
 @dataclass(frozen=True)
@@ -131,11 +132,12 @@ def from_dict(d: dict, text: str = "", overrides=()) -> RBMConfig:
                          C._choice("train.gradient", tr.get("gradient", "pcd"), GRADIENTS),
                          C._int("train.n_chains", tr.get("n_chains", 64), 2, what="an integer >= 2"),
                          C._int("train.k", tr.get("k", 1), 1, what="a positive integer"),
-                         C._choice("train.method", tr.get("method", "pcd"), METHODS))
+                         C._choice("train.method", tr.get("method", "pcd"), METHODS),
+                         C._choice("train.on_nonpd", tr.get("on_nonpd", "error"), ("error", "backtrack")))
     if model != "scalar" and "data" not in d:
         raise ConfigError(f'config error: rbm.model = "{model}" (a phi^4 network) is trained from [data]')
-    if train.gradient == "exact" and "data" in d:
-        raise ConfigError('config error: train.gradient = "exact" needs a [target] (the data term is sampled)')
+    if train.gradient == "exact" and model != "scalar":
+        raise ConfigError('config error: train.gradient = "exact" is for the scalar-field RBM (rbm.model = "scalar")')
     if rbm.init != "random" and "target" not in d:
         raise ConfigError(f'config error: rbm.init = "{rbm.init}" is an exact solution for a [target] kernel')
     s = t["sampler"]

@@ -21,6 +21,7 @@ from ..parallel.rows import allgather_rows, row_range
 from . import gaussian as G
 
 PURPOSE_INIT, PURPOSE_CHAIN_INIT, PURPOSE_GIBBS, PURPOSE_BATCH = 1, 2, 3, 4
+MAX_BACKTRACK = 20
 
 
 class NotPositiveDefiniteError(UserError):
@@ -116,15 +117,32 @@ class RBMTrainer:
         if oc.clip_norm and norm > oc.clip_norm:
             for v in grads.values():
                 v *= oc.clip_norm / norm
-        self.opt.step(self.params, grads, lr)
-        self._sync_model()
+        # A step that makes K lose positive definiteness is an error, or (train.on_nonpd = "backtrack") is
+        # undone and retried with half the learning rate, at most MAX_BACKTRACK times (deterministic, so
+        # still the same on every layout); row["backtracks"] counts the halvings.
+        saved = ({k: v.copy() for k, v in self.params.items()}, {k: v.copy() for k, v in self.opt.slots.items()},
+                 self.opt.t)
+        step_lr, backtracks = lr, 0
+        while True:
+            self.opt.step(self.params, grads, step_lr)
+            self._sync_model()
+            eig = self.model.eigenvalues()
+            if eig[0] > 0 or self.cfg.train.on_nonpd != "backtrack" or backtracks == MAX_BACKTRACK:
+                break
+            for k, v in saved[0].items():
+                self.params[k][...] = v
+            for k, v in saved[1].items():
+                self.opt.slots[k][...] = v
+            self.opt.t = saved[2]
+            step_lr, backtracks = step_lr / 2, backtracks + 1
         self.epoch += 1
-        eig = self.model.eigenvalues()
         if not eig[0] > 0:           # also NaN (a non-finite W)
             raise NotPositiveDefiniteError(
                 f"epoch {self.epoch}: the model kernel lost positive definiteness (lowest eigenvalue {eig[0]:.4g}: "
-                f"mu2 = {self.model.mu2:.6g} <= sigma_h2 xi_1^2); lower optimizer.lr or raise rbm.mu2")
-        row = {"lr": lr, "mu2": self.model.mu2, "grad_norm": norm}
+                f"mu2 = {self.model.mu2:.6g} <= sigma_h2 xi_1^2"
+                + (f", after {backtracks} halvings of the step" if backtracks else "")
+                + "); lower optimizer.lr, raise rbm.mu2 or set train.on_nonpd = \"backtrack\"")
+        row = {"lr": lr, "mu2": self.model.mu2, "grad_norm": norm, "backtracks": backtracks}
         if self.K_target is not None:
             row["kl"] = float(self.model.kl_to(self.K_target))
         return row, eig, self.model.singular_values()

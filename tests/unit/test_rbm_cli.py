@@ -123,3 +123,17 @@ every = 2
     assert sorted(out) == sorted(ref)
     for k in ref:
         assert np.array_equal(out[k], ref[k], equal_nan=True), k
+
+
+def test_backtracking_keeps_the_kernel_positive(tmp_path):
+    """train.on_nonpd = "backtrack": a step that breaks positive definiteness is undone and retried with
+    half the rate; with "error" the same run stops with exit code 4."""
+    text = (CONFIG.format(path="bt.h5").replace("lr = 0.01", "lr = 30.0").replace('kind = "adam"', 'kind = "sgd"')
+            .replace("learn_mu2 = true", "learn_mu2 = false").replace("k = 2", 'k = 2\ngradient = "exact"'))
+    (tmp_path / "err.toml").write_text(text)
+    assert run(1, tmp_path, "err.toml").returncode == 4
+    (tmp_path / "bt.toml").write_text(text.replace("gradient", 'on_nonpd = "backtrack"\ngradient'))
+    r = run(1, tmp_path, "bt.toml")
+    assert r.returncode == 0, r.stderr
+    out = read_h5(tmp_path / "bt.h5")
+    assert out["rbm/backtracks"].sum() > 0 and np.all(out["rbm/eigenvalues"][:, 0] > 0)
