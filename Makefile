@@ -63,6 +63,12 @@ MPIFLAGS += --allow-run-as-root
 endif
 MPIRUN := mpirun $(MPIFLAGS)
 
+# One BLAS/OpenMP thread per rank (ranks are the parallelism; threaded BLAS oversubscribes the cores:
+# measured 20x slower RBM epochs, docs/performance.md). Override on the command line if wanted.
+export OMP_NUM_THREADS ?= 1
+export OPENBLAS_NUM_THREADS ?= 1
+export MKL_NUM_THREADS ?= 1
+
 # Compile (or load) the numba kernels once, serially, before ranks start in parallel.
 WARM := $(VPY) -c "import parallel_qftml.sampler as s; s.warm_up()"
 
