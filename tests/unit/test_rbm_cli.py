@@ -137,3 +137,29 @@ def test_backtracking_keeps_the_kernel_positive(tmp_path):
     assert r.returncode == 0, r.stderr
     out = read_h5(tmp_path / "bt.h5")
     assert out["rbm/backtracks"].sum() > 0 and np.all(out["rbm/eigenvalues"][:, 0] > 0)
+
+
+def test_digits_pipeline_small(tmp_path):
+    """datasets digits -> pqml rbm (scalar RBM and phi^4 network, a few epochs) -> plot_rbm_digits.py."""
+    repo = Path(__file__).resolve().parents[2]
+    py = [sys.executable]
+    r = subprocess.run(py + ["-m", "parallel_qftml.datasets", "digits", "digits.npy"], capture_output=True, text=True,
+                       env=env(), cwd=tmp_path, timeout=120)
+    assert r.returncode == 0, r.stderr
+    d = np.load(tmp_path / "digits.npy")
+    assert d.shape == (1797, 64) and d.min() == 0 and d.max() == 1
+    for name in ("rbm_digits_mu20", "rbm_digits_phi4"):
+        text = (repo / "jobs" / "configs" / f"{name}.toml").read_text().replace("out/digits.npy", "digits.npy") \
+            .replace(f"out/{name}.h5", f"{name}.h5")
+        (tmp_path / f"{name}.toml").write_text(text)
+        r = run(1, tmp_path, f"{name}.toml", "--set", "train.epochs=3", "--set", "output.progress=false")
+        assert r.returncode == 0, r.stderr
+    r = subprocess.run(py + [str(repo / "analysis" / "plot_rbm_digits.py"), "--data", "digits.npy", "--scalar",
+                             "rbm_digits_mu20.h5", "--phi4", "rbm_digits_phi4.h5", "--out", "fig"],
+                       capture_output=True, text=True, env=env(), cwd=tmp_path, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "fig_spectrum.png").stat().st_size > 0 and (tmp_path / "fig_images.png").stat().st_size > 0
+    r = subprocess.run(py + [str(repo / "analysis" / "plot_rbm_digits.py"), "--data", "digits.npy", "--scalar",
+                             "rbm_digits_mu20.h5", "--out", "fig"], capture_output=True, text=True, env=env(),
+                       cwd=tmp_path, timeout=120)
+    assert r.returncode == 2 and "exists" in r.stderr                 # no overwrite without --force
