@@ -163,3 +163,35 @@ def test_digits_pipeline_small(tmp_path):
                              "rbm_digits_mu20.h5", "--out", "fig"], capture_output=True, text=True, env=env(),
                        cwd=tmp_path, timeout=120)
     assert r.returncode == 2 and "exists" in r.stderr                 # no overwrite without --force
+
+
+def test_killed_rbm_training_resumes_bit_identical(tmp_path):
+    """SIGKILL of a 2-rank run after a checkpoint, --resume on 1 rank: identical to the uninterrupted run."""
+    import time
+    from launch import kill_run, start, wait_for
+    text = CONFIG.format(path="{path}").replace("epochs = 60", "epochs = 3000").replace("every = 20", "every = 100")
+    (tmp_path / "ref.toml").write_text(text.format(path="ref.h5"))
+    assert run(1, tmp_path, "ref.toml").returncode == 0
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(text.format(path=str(tmp_path / "run.h5")))
+    p = start(2, "rbm", cfg)
+    wait_for(p, "checkpoint ")
+    time.sleep(0.2)
+    assert p.poll() is None, "the run finished before the kill"
+    kill_run(p, cfg)
+    r = run(1, tmp_path, str(cfg), "--resume")
+    assert r.returncode == 0, r.stderr
+    ref, out = read_h5(tmp_path / "ref.h5"), read_h5(tmp_path / "run.h5")
+    assert sorted(out) == sorted(ref)
+    for k in ref:
+        assert np.array_equal(out[k], ref[k], equal_nan=True), k
+
+
+def test_rbm_data_of_wrong_shape(tmp_path):
+    np.save(tmp_path / "flat.npy", np.zeros(10), allow_pickle=False)
+    text = CONFIG.format(path="w.h5").replace('[target]\nkind = "free_field"\nshape = [10]\nm2 = 4.0',
+                                              '[data]\npath = "flat.npy"\nbatch_size = 10')
+    (tmp_path / "w.toml").write_text(text)
+    r = run(1, tmp_path, "w.toml")
+    assert r.returncode == 2 and "shape" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "w.h5").exists()
