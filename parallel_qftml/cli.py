@@ -20,36 +20,26 @@ from .errors import UserError
 PROG = "pqml"
 
 
+def _run_command(sub, name: str, help: str) -> None:
+    """A sub-command that runs a job: CONFIG, --set (repeatable), --resume, --force."""
+    s = sub.add_parser(name, help=help)
+    s.add_argument("config", metavar="CONFIG", help="TOML config file")
+    s.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a config value (TOML syntax, e.g. --set output.overwrite=true); repeatable")
+    s.add_argument("--resume", action="store_true",
+                   help="continue from the newest valid checkpoint (start afresh if there is none)")
+    s.add_argument("--force", action="store_true",
+                   help="with --resume: accept a checkpoint whose physics config differs")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description="Parallel Metropolis sampling of phi^4 lattice fields.")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("info", help="versions of Python, MPI, mpi4py, numba, h5py; thread settings")
-    s = sub.add_parser("sample", help="run a sampling job described by a TOML config (docs/config.md)")
-    s.add_argument("config", metavar="CONFIG", help="TOML config file")
-    s.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override a config value (TOML syntax, e.g. --set sampler.n_sweeps=10); repeatable")
-    s.add_argument("--resume", action="store_true",
-                   help="continue from the newest valid checkpoint (start afresh if there is none)")
-    s.add_argument("--force", action="store_true",
-                   help="with --resume: accept a checkpoint whose physics config differs")
-    s = sub.add_parser("learn", help="learn the couplings of the MRF from a target action or from data "
-                                     "(docs/learning.md)")
-    s.add_argument("config", metavar="CONFIG", help="TOML config file")
-    s.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override a config value (TOML syntax); repeatable")
-    s.add_argument("--resume", action="store_true",
-                   help="continue from the newest valid checkpoint (start afresh if there is none)")
-    s.add_argument("--force", action="store_true",
-                   help="with --resume: accept a checkpoint whose physics config differs")
-    s = sub.add_parser("rbm", help="train a scalar-field RBM on a target or on data (docs/rbm.md)")
-    s.add_argument("config", metavar="CONFIG", help="TOML config file")
-    s.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override a config value (TOML syntax); repeatable")
-    s.add_argument("--resume", action="store_true",
-                   help="continue from the newest valid checkpoint (start afresh if there is none)")
-    s.add_argument("--force", action="store_true",
-                   help="with --resume: accept a checkpoint whose physics config differs")
+    _run_command(sub, "sample", "run a sampling job described by a TOML config (docs/config.md)")
+    _run_command(sub, "learn", "learn the couplings of the MRF from a target action or from data (docs/learning.md)")
+    _run_command(sub, "rbm", "train a scalar-field RBM or a phi^4 network on a target or on data (docs/rbm.md)")
     sub.add_parser("inspect", help="print an output or checkpoint file's metadata and datasets").add_argument(
         "file", metavar="FILE.h5")
     return p

@@ -116,14 +116,13 @@ class RunConfig:
     def physics_sha256(self) -> str:
         """Hash of everything that determines the chain and its output series: a resumed run must
         match it (n_sweeps may grow; lattice.proc_grid, the number of ranks and paths may change)."""
-        import json
         from dataclasses import asdict
         d = {"shape": self.lattice.shape, "n_replicas": self.parallel.n_replicas,
              "action": {f: (dict(getattr(self.action, f)) if f == "g" else getattr(self.action, f))
                         for f in self.action.__dataclass_fields__},
              "sampler": {k: v for k, v in asdict(self.sampler).items() if k != "n_sweeps"},
              "save_every": self.output.save_every}
-        return hashlib.sha256(json.dumps(d, sort_keys=True, default=list).encode()).hexdigest()
+        return physics_hash(d)
 
     def to_action(self):
         """The ``PhiFourAction`` described by ``[action]`` (perturbed couplings use sampler.seed)."""
@@ -142,6 +141,12 @@ class RunConfig:
             w, site, w_nnn = read_couplings(a.path, self.lattice.shape)
             return PhiFourAction.inhomogeneous(w, site["a"], site["b"], site["r"], w_nnn)
         return PhiFourAction.from_target(ndim, dict(a.g))
+
+
+def physics_hash(d: dict) -> str:
+    """SHA-256 of the JSON of `d` (sorted keys): the physics hash of every kind of run."""
+    import json
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=list).encode()).hexdigest()
 
 
 # ----------------------------------------------------------------------------- checkers

@@ -6,7 +6,6 @@ output.save_every and checkpoint.every count epochs). The keys are documented in
 from __future__ import annotations
 
 import hashlib
-import json
 import types
 from dataclasses import asdict, dataclass, field
 from typing import Mapping
@@ -110,7 +109,7 @@ class LearnConfig:
              "chains": asdict(self.chains), "optimizer": asdict(self.optimizer), "init": asdict(self.init), "target": dict(self.target),
              "reference": dict(self.reference) if self.reference is not None else None,
              "data": asdict(self.data), "save_every": self.output.save_every}
-        return hashlib.sha256(json.dumps(d, sort_keys=True, default=list).encode()).hexdigest()
+        return C.physics_hash(d)
 
 
 def _g(key: str, t) -> Mapping[str, float]:

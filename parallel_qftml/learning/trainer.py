@@ -15,6 +15,7 @@ so the couplings are bit-identical on every rank layout with the same total numb
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 
@@ -117,14 +118,12 @@ class Trainer:
                 s.thermalise_block(sc.n_therm, sc.target_acceptance, sc.tune)
 
     def _features(self, phi, c: float, with_c: bool, so, sdo) -> None:
-        import time
         t0 = time.perf_counter()
         accumulate(phi, self.geom.strides, self.row_base, self.geom.local_shape[-1], c, with_c, so, sdo)
         self.timers["gradient"] += time.perf_counter() - t0
 
     def _sample_chain(self, s, action_of, n: int, with_features: bool):
         """n measurements of chain s; returns (D values, ChainSums or None)."""
-        import time
         so = np.zeros((self.K, self.V)) if with_features else None
         sdo = np.zeros((self.K, self.V)) if with_features else None
         ds, c, sd, acc = [], 0.0, 0.0, 0.0
@@ -176,7 +175,6 @@ class Trainer:
         """Sample every chain for one epoch and return (L (K, V_local) = Cov(D, O), D values of all chains
         in chain order, per-chain ChainSums of all chains); nothing is updated. L's rows are
         w_0..w_{d-1}, a, b, r (kernels/gradient.py)."""
-        import time
         lc = self.cfg.learn
         ds, sums = [], []
         for s in self.chains:
@@ -213,7 +211,6 @@ class Trainer:
         return row
 
     def _epoch_data(self, lr: float) -> dict:
-        import time
         blocks = self.data[0]
         N, B = blocks.shape[0], self.cfg.data.batch_size
         k0, k1 = key_of(self.cfg.chains.seed)
@@ -260,7 +257,6 @@ class Trainer:
 
     def _update(self, grad: np.ndarray, lr: float) -> dict:
         """Clip, check, step the optimiser, project b >= b_min, push; returns gradient statistics."""
-        import time
         t0 = time.perf_counter()
         oc = self.cfg.optimizer
         g = self._split(grad)

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import asdict, dataclass
 
 from .. import config as C
@@ -85,7 +84,7 @@ class RBMConfig:
         d = {"rbm": asdict(self.rbm), "target": asdict(self.target), "data": asdict(self.data),
              "train": {k: v for k, v in asdict(self.train).items() if k != "epochs"},
              "optimizer": asdict(self.optimizer), "seed": self.seed, "save_every": self.output.save_every}
-        return hashlib.sha256(json.dumps(d, sort_keys=True, default=list).encode()).hexdigest()
+        return C.physics_hash(d)
 
 
 SECTIONS = ("rbm", "target", "data", "train", "optimizer", "sampler", "output", "checkpoint")
