@@ -167,8 +167,9 @@ test-mpi: setup warm
 	timeout 900 $(MPIRUN) -n 2 $(PYTEST_MPI)
 	timeout 900 $(MPIRUN) -n 4 $(PYTEST_MPI)
 
+# --durations=10: the ten slowest tests are printed before the summary line (keep make test < 12 min).
 test-unit: setup
-	$(VPY) -m pytest --color=no -q --timeout=600 tests/unit
+	$(VPY) -m pytest --color=no -q --timeout=600 --durations=10 tests/unit
 
 # A real one-node Slurm on this machine (as root; installs slurm-wlm and munge if missing,
 # starts its own munged/slurmctld/slurmd and stops them again): submits the jobs/*.sbatch

@@ -12,6 +12,12 @@ Panels (--panels, default auto):
 * kl (Fig. 3): the KL(p_S || q_A) estimate and, if the run had a [reference], KL(q_ref || q_A), each with its
   jackknife error band, versus epoch (log x). --bin B averages B consecutive epochs, --log-bins N averages
   over N bins evenly spaced on the log axis (error of a mean of n estimates: sqrt(sum err^2) / n).
+  These per-epoch estimates are exponential averages: a curve whose median per-epoch ESS (/learning/kl_ess,
+  kl_ref_ess) fails the reweighting rule is dashed and labelled "ESS ...: unreliable". With
+  [reference] estimator = "ti" the reference curve of Fig. 3 is the thermodynamic-integration value
+  (/learning/reference_ti, constant in epochs): a black line with its band (statistical and quadrature
+  errors added in quadrature); with learn.final_kl = "ti" the final S's TI value (/learning/final_ti) is a
+  point with its error bar at its epoch.
 auto = couplings, plus kl when the run has finite KL values (target mode).
 
 Serial: reads the HDF5 file with h5py (docs/schema.md, "Learning file"), never imports mpi4py.
@@ -23,6 +29,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pqml_analysis.reweighting import MIN_ESS, MIN_ESS_FRACTION  # noqa: E402  (the verdict rule, one place)
 
 KINDS = ("w", "a", "b", "r")
 LABELS = {"w": r"$w_{ij}$", "a": r"$a_i$", "b": r"$b_i$", "r": r"$r_i$"}
@@ -56,7 +65,20 @@ def load(path) -> dict:
             s = f["learning/snapshots"]
             snaps = {k: s[k][()] for k in ("epoch", *KINDS) if k in s}
         attrs = {k: f.attrs[k] for k in f.attrs}
-    return {"series": series, "snapshots": snaps, "attrs": attrs}
+        ti = dict(f["learning/reference_ti"].attrs) if "learning/reference_ti" in f else None
+        final = dict(f["learning/final_ti"].attrs) if "learning/final_ti" in f else None
+    return {"series": series, "snapshots": snaps, "attrs": attrs, "reference_ti": ti, "final_ti": final}
+
+
+def n_per_epoch(run: dict) -> int:
+    """Samples behind each per-epoch KL estimate (n_chains * samples_per_epoch from the config text), 0 if
+    unknown."""
+    import tomllib
+    try:
+        learn = tomllib.loads(str(run["attrs"].get("config_text", ""))).get("learn", {})
+        return int(learn.get("n_chains", 1)) * int(learn.get("samples_per_epoch", 50))
+    except (tomllib.TOMLDecodeError, TypeError, ValueError):
+        return 0
 
 
 def learned_kinds(run: dict) -> list:
@@ -120,9 +142,29 @@ def plot_kl(ax, run, b: int = 1, scale: str = "log", log_bins: int = 0):
         if v is None or not np.isfinite(v).any():
             continue
         e, y, dy = binned(epoch, v, s[err], b, log_bins)
-        ax.plot(e, y, color=colour, lw=0.8, label=label)
+        ess = s.get(f"{name}_ess")
+        ls = "-"
+        if ess is not None and np.isfinite(ess).any():
+            med = float(np.nanmedian(ess))
+            ok = med >= max(MIN_ESS, MIN_ESS_FRACTION * n_per_epoch(run)) if n_per_epoch(run) else True
+            label += f", ESS {med:.0f}" + ("" if ok else ": unreliable")
+            ls = "-" if ok else "--"
+        if name == "kl_ref" and run.get("reference_ti") is not None:
+            label = label.replace("(reference)", "(reference, per-epoch exp. average)")
+        ax.plot(e, y, color=colour, lw=0.8, ls=ls, label=label)
         ax.fill_between(e, y - dy, y + dy, color=colour, alpha=0.3, lw=0)
         drawn = True
+    ti = run.get("reference_ti")
+    if ti is not None and len(epoch):
+        v, dv = float(ti["value"]), float(np.hypot(ti["stat_err"], ti["quad_err"]))
+        ax.axhline(v, color="k", lw=1.2, label=rf"KL($q_{{\rm ref}}\,\|\,q_A$) = {v:.4g} ± {dv:.2g}  (TI)")
+        ax.axhspan(v - dv, v + dv, color="k", alpha=0.15, lw=0)
+        drawn = True
+    fin = run.get("final_ti")
+    if fin is not None:
+        v, dv = float(fin["value"]), float(np.hypot(fin["stat_err"], fin["quad_err"]))
+        ax.errorbar([float(fin["epoch"])], [v], [dv], fmt="o", color="C0", ms=4, capsize=3,
+                    label=rf"KL($p_S\,\|\,q_A$) of the final $S$ = {v:.3g} ± {dv:.2g}  (TI)")
     if not drawn:
         ax.text(0.5, 0.5, "no KL estimates (data-mode run)", transform=ax.transAxes, ha="center")
     ax.set_xscale("log")

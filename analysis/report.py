@@ -13,8 +13,11 @@ analysis/plot_overlap.py) with --target/--scan. Methods, stated in the report:
   * tau_int +- d_tau per replica by the Gamma method with automatic window (Wolff 2004,
     pqml_analysis.errors.tau_int_gamma), and the error of the mean it implies, sqrt(2 tau_int Gamma(0)/N);
     a warning when a replica is shorter than 100 tau_int or a bin shorter than 10 tau_int;
-  * chi = V (<m^2> - <|m|>^2), chi_m = V (<m^2> - <m>^2), Binder U = 1 - <m^4>/(3 <m^2>^2) with
-    jackknife errors over the same pooled bins (pqml_analysis.observables);
+  * every observable with its formula (docs/schema.md); the lattice sums (action, nn, nnn, phi1, phi2,
+    phi4) also per site (divided by V); m and abs_m are per site already;
+  * chi_2 = V (<m^2> - <m>^2) (the papers' chi_2, m = sum_x phi_x / V), chi_|m| = V (<m^2> - <|m|>^2),
+    Binder U = 1 - <m^4>/(3 <m^2>^2) with jackknife errors over the same pooled bins
+    (pqml_analysis.observables);
   * reweighting (pqml_analysis.reweighting.reweight, jackknife over the same bins, replicas one after
     another) of A', m and |m| to A' = g' A^(j) + sum_k g_k A^(k) (+ i g5 sum phi^2) at each g' of the scan,
     with ESS, average phase, the share of W(S) in the tails of the sampled S and the verdicts.
@@ -35,8 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import plot as plot_mod  # noqa: E402
 import plot_overlap  # noqa: E402
 from pqml_analysis.errors import binned_error  # noqa: E402
-from pqml_analysis.files import (AnalysisError, check_outputs, fail, open_measurement, pooled, run_series,  # noqa: E402
-                                 warn_line)
+from pqml_analysis.files import (AnalysisError, check_outputs, fail, finite_series, open_measurement,  # noqa: E402
+                                 pooled, run_series, warn_line)
 from pqml_analysis.observables import binder, susceptibility  # noqa: E402
 from pqml_analysis.overlap import parse_couplings, parse_scan, target_action, weight_function  # noqa: E402
 from pqml_analysis.reweighting import reweight  # noqa: E402
@@ -53,13 +56,32 @@ def fmt(value: float, err: float) -> str:
     return f"{value:.{digits}f} ± {err:.{digits}f}"
 
 
-def observable_row(name: str, series: dict, n_bins: int) -> tuple[list, list, dict]:
-    """Table cells, warnings and the autocorrelation infos of one observable."""
+# what each series of /observables is (docs/schema.md): (formula, a lattice sum?); the lattice sums are
+# also shown per site (divided by V)
+DEFINITIONS = {
+    "action": ("S = Σ_x (aφ² + bφ⁴ + rφ) − Σ_x Σ_μ w φ_x φ_x+μ − w_nnn nnn", True),
+    "nn": ("Σ_x Σ_μ φ_x φ_x+μ", True),
+    "nnn": ("Σ_x Σ_μ<ν φ_x (φ_x+μ+ν + φ_x+μ−ν)", True),
+    "phi1": ("Σ_x φ_x", True),
+    "phi2": ("Σ_x φ_x²", True),
+    "phi4": ("Σ_x φ_x⁴", True),
+    "m": ("m = Σ_x φ_x / V", False),
+    "abs_m": ("\\|m\\| = \\|Σ_x φ_x\\| / V", False),
+    "acceptance": ("accepted / proposed updates (last measure_every sweeps)", False),
+}
+
+
+def observable_row(name: str, series: dict, n_bins: int, volume=None) -> tuple[list, list, dict]:
+    """Table cells, warnings and the autocorrelation infos of one observable: name, definition, mean ±
+    error (binning), the same per site for a lattice sum (÷ volume; "—" otherwise), Γ error, τ_int..."""
     reps = list(series.values())
     r = len(reps)
     n_r = reps[0].size
     x = pooled(reps, n_bins)
     mean, err = binned_error(x, n_bins * r)
+    formula, extensive = DEFINITIONS.get(name, ("?", False))
+    per_site = fmt(mean / volume, err / volume) if extensive and volume else "—"
+    head = [name, formula, fmt(mean, err), per_site]
     infos = {lab: plot_mod.autocorr_info(s) for lab, s in series.items()}
     warns = []
     if r > 1:                      # replicas are independent chains of the same action: do they agree?
@@ -78,7 +100,7 @@ def observable_row(name: str, series: dict, n_bins: int) -> tuple[list, list, di
                           ": the chains do not mix between the regions they sample (e.g. m stuck in opposite "
                           "sectors); the pooled mean averages over them, the Γ error of one chain does not see it"))
     if any(i["constant"] for i in infos.values()):
-        return ([name, fmt(mean, err), "—", "—", "— (constant)", "—", "—"], warns, infos)
+        return (head + ["—", "—", "— (constant)", "—", "—"], warns, infos)
     taus = [i["tau"] for i in infos.values()]
     var_mean = sum(2 * i["tau"] * np.var(s) / s.size for i, s in zip(infos.values(), reps)) / r ** 2
     tau_txt = ", ".join(f"{i['tau']:.3g} ± {i['dtau']:.2g}" for i in infos.values())
@@ -93,8 +115,8 @@ def observable_row(name: str, series: dict, n_bins: int) -> tuple[list, list, di
                      f"(< {MIN_TAU_BIN}): the binned error is underestimated; use fewer bins (--bins)")
     if any(i["no_window"] for i in infos.values()):
         warns.append(f"`{name}`: the Gamma method found no window below N/2: the series is too short")
-    return ([name, fmt(mean, err), fmt(mean, math.sqrt(var_mean)), tau_txt, ws, f"{n_r / tmax:.0f}",
-             f"{bin_len / tmax:.1f}"], warns, infos)
+    return (head + [fmt(mean, math.sqrt(var_mean)), tau_txt, ws, f"{n_r / tmax:.0f}", f"{bin_len / tmax:.1f}"],
+            warns, infos)
 
 
 def md_table(header: list, rows: list) -> list:
@@ -132,8 +154,9 @@ def main(argv=None) -> int:
             raise AnalysisError(str(e)) from None
         run = open_measurement(run_path, warn=lambda m: (warn(m), notes.append(m)))
         names = [n.strip() for n in args.obs.split(",") if n.strip()] if args.obs else list(run["observables"])
-        for n in names:
-            run_series(run, n)                                      # unknown observables: error now
+        # every series read below, checked now (unknown or NaN/inf: error before anything is written)
+        finite_series(run, dict.fromkeys(names + (["m"] if "m" in run["observables"] else []) +
+                                         (["action", "m", "abs_m", *plot_overlap.PIECES] if g else [])))
         pngs = [out / f"{n}.png" for n in names] + ([out / "overlap.png"] if g else [])
         check_outputs([out / "report.md", *pngs], args.force)
         if run["n_meas"] < 2 * args.bins:
@@ -178,15 +201,15 @@ def main(argv=None) -> int:
     rows, warns = [], []
     for n in names:
         series = run_series(run, n)
-        row, w, infos = observable_row(n, series, args.bins)
+        row, w, infos = observable_row(n, series, args.bins, vol)
         rows.append(row)
         warns += w
         fig, _ = plot_mod.figure(series, sweep, n, "all", title=f"{run_path.name}: {n}", infos=infos)
         out.mkdir(parents=True, exist_ok=True)
         fig.savefig(out / f"{n}.png", dpi=90)
         plt.close(fig)
-    lines += md_table(["observable", "mean ± err (binning)", "mean ± err (Γ)", "τ_int per replica", "W",
-                       "N/τ", "bin/τ"], rows)
+    lines += md_table(["observable", "definition", "mean ± err (binning)", "per site (÷ V)", "mean ± err (Γ)",
+                       "τ_int per replica", "W", "N/τ", "bin/τ"], rows)
     lines.append("")
     if warns:
         lines += ["**Warnings**", ""] + [f"* {w}" for w in warns] + [""]
@@ -199,9 +222,11 @@ def main(argv=None) -> int:
         u = binder(m, nb)
         lines += ["## Derived quantities (jackknife over the same bins)", "",
                   *md_table(["quantity", "value"], [
-                      ["χ = V(⟨m²⟩ − ⟨\\|m\\|⟩²)", fmt(*chi)],
-                      ["χ_m = V(⟨m²⟩ − ⟨m⟩²)", fmt(*chi_m)],
-                      ["Binder U = 1 − ⟨m⁴⟩/(3⟨m²⟩²)", fmt(*u)]]), ""]
+                      ["χ₂ = V(⟨m²⟩ − ⟨m⟩²) (the papers' χ₂: connected, = G̃(0))", fmt(*chi_m)],
+                      ["χ_\\|m\\| = V(⟨m²⟩ − ⟨\\|m\\|⟩²) (finite-volume order parameter)", fmt(*chi)],
+                      ["Binder U = 1 − ⟨m⁴⟩/(3⟨m²⟩²)", fmt(*u)]]),
+                  f"m = Σ_x φ_x / V per configuration (V = {vol}); per-site quantities: the lattice sums of the "
+                  f"table above divided by V.", ""]
     if g:
         pieces = plot_overlap.load_pieces(run)
         s = pieces["action"]

@@ -25,15 +25,18 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pqml_analysis import load_run, reweight  # noqa: E402
-from pqml_analysis.overlap import parse_couplings, parse_scan, target_action as action  # noqa: E402
-from pqml_analysis.files import AnalysisError, check_outputs, fail, warn_line  # noqa: E402
+from pqml_analysis.overlap import PIECE, parse_couplings, parse_scan, target_action as action  # noqa: E402
+from pqml_analysis.files import AnalysisError, check_outputs, fail, finite_series, warn_line  # noqa: E402
 
-SCRIPT = "reweight_scan"
+SCRIPT = "reweight_scan.py"
+USED = ("action", "m", "abs_m", *dict.fromkeys(PIECE.values()))   # every series the scan reads
+
 
 def series(path) -> dict:
+    """The observables USED (NaN/inf refused: files.finite_series), replica after replica; the attrs."""
     run = load_run(path, warn_line(SCRIPT))
-    o = run["observables"]
-    return {k: np.asarray(v).T.ravel() for k, v in o.items()}, run["attrs"]   # replica after replica
+    o = finite_series(run, USED)
+    return {k: np.asarray(v).T.ravel() for k, v in o.items()}, run["attrs"]
 
 
 def mc_coupling(attrs, name: str) -> dict:

@@ -2,9 +2,12 @@
 | ``pqml learn CONFIG [...same options]`` | ``pqml rbm CONFIG [...]`` | ``pqml inspect FILE.h5``.
 
 Recommended launch under MPI: ``mpirun -n N python -m mpi4py -m parallel_qftml sample CONFIG``.
-A ``UserError`` prints ``pqml: error: <message>`` once (rank 0) and exits 2 on every rank; any other
-exception on a multi-rank job prints the traceback with the rank and calls ``MPI_Abort`` so the job
-never hangs.
+A ``UserError`` prints ``pqml: error: <message>`` once (rank 0) and exits 2 on every rank. A failed write
+during a run (``WriteError``: disk full) and a ``MemoryError`` may happen on one rank only: that rank prints
+the one line and ends the job at once (exit 4 and 2; ``MPI_Abort`` on a multi-rank job, whose other ranks
+may wait in a collective). Any other exception on a multi-rank job prints the traceback with the rank and
+calls ``MPI_Abort`` so the job never hangs. A closed stdout (``pqml inspect FILE | head``) ends quietly
+with exit 141 (128 + SIGPIPE, as for coreutils). Exit codes: docs/config.md.
 """
 from __future__ import annotations
 
@@ -15,9 +18,10 @@ import traceback
 from typing import Sequence
 
 from . import __version__
-from .errors import UserError
+from .errors import EXIT_USER_ERROR, UserError, WriteError
 
 PROG = "pqml"
+EXIT_BROKEN_PIPE = 141   # 128 + SIGPIPE: what a shell reports for `cat FILE | head`
 
 
 def _run_command(sub, name: str, help: str) -> None:
@@ -120,6 +124,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     comm = MPI.COMM_WORLD
     try:
         return {"info": _info, "sample": _sample, "learn": _learn, "rbm": _rbm, "inspect": _inspect}[args.command](args, comm)
+    except BrokenPipeError:
+        return _broken_pipe()
+    except WriteError as e:
+        _end_now(comm, e.exit_code, f"{e}; last good checkpoint: {_last_checkpoint(args) or 'none'}; "
+                                    f"free space, then continue with --resume")
+    except MemoryError as e:
+        _end_now(comm, EXIT_USER_ERROR, f"out of memory on rank {comm.Get_rank()} of {comm.Get_size()}"
+                                        f"{f' ({e})' if str(e) else ''}: use more nodes (fewer ranks per node) "
+                                        f"or a smaller lattice")
     except UserError as e:
         if comm.Get_rank() == 0:
             msg = " ".join(str(e).split("\n"))
@@ -134,3 +147,46 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stderr.flush()
             comm.Abort(1)
         raise
+
+
+def _broken_pipe() -> int:
+    """stdout was closed by its reader: point it at /dev/null (so that the interpreter's final flush
+    raises nothing) and exit quietly."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_BROKEN_PIPE
+
+
+def _last_checkpoint(args) -> str | None:
+    """The newest complete checkpoint of the run's checkpoint directory (None if none or unknown)."""
+    try:
+        from .io.checkpoint import list_checkpoints
+        if args.command == "sample":
+            from .config import load_config as load
+        elif args.command == "learn":
+            from .learning.config import load_learn_config as load
+        elif args.command == "rbm":
+            from .rbm.config import load_rbm_config as load
+        else:
+            return None
+        found = list_checkpoints(load(args.config, args.overrides).checkpoint_dir)
+        return found[0] if found else None
+    except Exception:
+        return None
+
+
+def _end_now(comm, code: int, msg: str):
+    """Print `pqml: error: msg` (this rank) and end the job with `code` without any further collective
+    call or write (the output file stays as of its last flush, i.e. the last checkpoint, as after a kill):
+    MPI_Abort on a multi-rank job (other ranks may be inside a collective), else os._exit."""
+    msg = " ".join(msg.split("\n"))
+    try:
+        sys.stdout.flush()
+    except Exception:
+        pass
+    sys.stderr.write(f"{PROG}: error: {msg}\n")
+    sys.stderr.flush()
+    if comm.Get_size() > 1:
+        comm.Abort(code)
+    os._exit(code)

@@ -18,7 +18,7 @@ try:
 except ImportError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
-from .errors import ConfigError
+from .errors import ConfigError, UserError
 
 ACTION_KINDS = ("mrf", "lattice", "target", "file")
 ACTION_KEYS = {
@@ -125,7 +125,18 @@ class RunConfig:
         return physics_hash(d)
 
     def to_action(self):
-        """The ``PhiFourAction`` described by ``[action]`` (perturbed couplings use sampler.seed)."""
+        """The ``PhiFourAction`` described by ``[action]`` (perturbed couplings use sampler.seed); a
+        ConfigError (UserError for kind = "file", naming the file) if it is unbounded below."""
+        act = self._action_unchecked()
+        try:
+            act.check_bounded(self.lattice.shape)   # remembered: the Sampler does not check again
+        except UserError as e:
+            if self.action.kind == "file":
+                raise UserError(f"{self.action.path!r}: {e}") from None
+            raise ConfigError(f"config error: [action] kind = \"{self.action.kind}\": {e}") from None
+        return act
+
+    def _action_unchecked(self):
         from .models.action import PhiFourAction
 
         a, ndim = self.action, self.lattice.ndim
@@ -309,6 +320,8 @@ def _output(t: dict) -> OutputConfig:
     path = _require("output", t, "path")
     if not isinstance(path, str) or not path.strip():
         raise _fail("output.path", "must be a non-empty string", path)
+    if any(ord(c) < 32 or ord(c) == 127 for c in path):
+        raise _fail("output.path", "must not contain control characters (newline, tab, ...)", path)
     return OutputConfig(path, _bool("output.overwrite", t.get("overwrite", False)),
                         _bool("output.plot", t.get("plot", False)),
                         _bool("output.progress", t.get("progress", True)),
@@ -337,6 +350,9 @@ def from_dict(d: dict, text: str = "", overrides: Sequence[str] = ()) -> RunConf
     t = {s: _table(s, d.get(s, {})) for s in SECTIONS}
     lattice = _lattice(t["lattice"])
     sampler, output, checkpoint = _sampler(t["sampler"]), _output(t["output"]), _checkpoint(t["checkpoint"])
+    if sampler.measure_every > sampler.n_sweeps:
+        raise _fail("sampler.measure_every", f"must not exceed sampler.n_sweeps = {sampler.n_sweeps} (the run "
+                    f"would measure nothing)", sampler.measure_every)
     for key, v in (("output.save_every", output.save_every), ("checkpoint.every", checkpoint.every)):
         if v % sampler.measure_every:
             raise _fail(key, f"must be a multiple of sampler.measure_every = {sampler.measure_every}", v)

@@ -14,7 +14,10 @@ import numpy as np
 from .errors import EXIT_CHECKPOINTED, UserError
 from .log import Progress, get_logger
 from .parallel.reductions import bcast
-from .run import (check_outputs, check_space, clear_checkpoints, plot_path, restart_check, run_metadata)
+from .lifecycle import (check_outputs, check_resume, clear_checkpoints, output_run_id, owned_paths, plot_path,
+                        restart_check)
+from .memory import check_memory, learn_memory
+from .run import check_space, run_metadata
 from .signals import StopRequest
 
 
@@ -65,14 +68,22 @@ def run_learn(cfg, comm, resume: bool = False, force: bool = False, hooks=()) ->
     `hooks`: callables ``hook(trainer, row)`` run after every epoch on every rank (row = the epoch's
     statistics, identical on all ranks; the trainer gives the couplings, chains and timers). A hook that
     returns True ends the training there (e.g. early stopping on the KL estimate), with a checkpoint and
-    a complete output file; it must decide the same on every rank (decide from `row`)."""
+    a complete output file; it must decide the same on every rank (decide from `row`). The job holds the
+    locks of its output and checkpoint directory throughout (lifecycle.owned_paths)."""
+    with owned_paths(cfg, comm):
+        return _run_learn(cfg, comm, resume, force, hooks)
+
+
+def _run_learn(cfg, comm, resume: bool, force: bool, hooks) -> int:
     log = get_logger(comm)
     if not resume:
         check_outputs(cfg, comm)
+    check_memory(learn_memory(cfg, comm.Get_size(), comm.Get_rank()), comm, "this learning run")
     check_space(cfg.output.path, learn_bytes(cfg), comm)
 
     from .io.dataset import load_blocks
     from .io.learn_checkpoint import load_latest_learn, write_learn_checkpoint
+    from .io import schema as S
     from .io.learn_output import LearnFile
     from .learning.trainer import DivergenceError, Trainer
     from .parallel.topology import Topology
@@ -84,13 +95,12 @@ def run_learn(cfg, comm, resume: bool = False, force: bool = False, hooks=()) ->
         raise UserError(f"data.batch_size = {cfg.data.batch_size} exceeds the {data[0].shape[0]} configurations "
                         f"of {cfg.data.path!r}")
     tr = Trainer(cfg, topo, data)
-    state = load_latest_learn(cfg.checkpoint_dir, tr, log.warning) if resume else None
+    state = load_latest_learn(cfg.checkpoint_dir, tr, log.warning, output_run_id(cfg, comm)) if resume else None
     if resume and state is None:
-        restart_check(cfg, comm)
-    if state is not None and state.physics_sha256 != cfg.physics_sha256 and not force:
-        raise UserError(f"cannot resume from {state.path}: the config's lattice, learning, sampler, optimizer, "
-                        f"init, target or data settings differ from the checkpointed run (use --force to "
-                        f"resume anyway)")
+        restart_check(cfg, comm, log)
+    if state is not None:     # --force: the changed settings apply from the checkpoint on (recorded)
+        check_resume(cfg, comm, state.path, state.physics_sha256, force, f"epoch {state.epoch}",
+                     "lattice, learning, sampler, optimizer, init, target or data settings", log=log)
     if state is not None and state.epoch > lc.epochs:
         raise UserError(f"cannot resume from {state.path}: it is at epoch {state.epoch}, beyond learn.epochs = "
                         f"{lc.epochs}")
@@ -109,6 +119,12 @@ def run_learn(cfg, comm, resume: bool = False, force: bool = False, hooks=()) ->
         run_id = meta["run_id"]
         out = LearnFile.create(oc.path, topo, meta, True)
         tr.thermalise()
+        if cfg.reference is not None and cfg.reference_estimator == "ti":   # once, before training: docs/learning.md
+            log.info(f"reference KL by thermodynamic integration: {2 * cfg.ti.nodes + 2} chains x {cfg.ti.samples} "
+                     f"samples")
+            ti = tr.reference_ti()
+            out.write_ti(S.REFERENCE_TI, ti, cfg.ti.nodes)
+            log.info(f"reference KL(reference || target) = {ti.describe()}")
     site = lambda: {n: tr.params[n] for n in ("a", "b", "r")}  # noqa: E731
     last = [state.path if state else None, state.epoch if state else -1]
 
@@ -122,8 +138,7 @@ def run_learn(cfg, comm, resume: bool = False, force: bool = False, hooks=()) ->
         last[1] = tr.epoch
         log.info(f"checkpoint {last[0]} (epoch {tr.epoch})")
 
-    progress = Progress(lc.epochs, label="learning", enabled=topo.is_root and oc.progress)
-    progress.update(tr.epoch)
+    progress = Progress(lc.epochs, label="learning", enabled=topo.is_root and oc.progress, start=tr.epoch)
     with StopRequest() as stop:
         try:
             while tr.epoch < lc.epochs:
@@ -145,6 +160,12 @@ def run_learn(cfg, comm, resume: bool = False, force: bool = False, hooks=()) ->
                     log.warning(f"stopped by signal at epoch {tr.epoch}; resume with --resume")
                     return EXIT_CHECKPOINTED
             checkpoint()
+            if lc.final_kl == "ti":            # the final couplings (independent chains): docs/learning.md
+                log.info(f"final KL by thermodynamic integration: {2 * cfg.ti.nodes + 2} chains x {cfg.ti.samples} "
+                         f"samples")
+                ti = tr.model_ti()
+                out.write_ti(S.FINAL_TI, ti, cfg.ti.nodes, epoch=tr.epoch)
+                log.info(f"final KL(p_S || q_A) = {ti.describe()}")
         except DivergenceError as e:
             out.close(complete=False)
             progress.close()
@@ -161,20 +182,43 @@ def run_learn(cfg, comm, resume: bool = False, force: bool = False, hooks=()) ->
 
 
 def _summary(cfg, tr) -> None:
+    """Rank 0, after a complete run: what was written, then one line with the KL estimate (the mean over
+    the last learning.estimators.summary_window(epochs) epochs with a binned error and the verdict of the
+    per-epoch ESS; the final and the reference KL by thermodynamic integration if they were computed) and
+    the couplings."""
     import h5py
     from .io import schema as S
+    from .learning.estimators import kl_window, summary_window
+    ser = {}
     with h5py.File(cfg.output.path, "r") as f:
         epoch = f[f"{S.LEARNING}/{S.EPOCH}"][:]
-        last = {k: f[f"{S.LEARNING}/{k}"][-1] for k in S.learn_series_names()} if len(epoch) else {}
+        if len(epoch):
+            ser = {k: f[f"{S.LEARNING}/{k}"][:] for k in S.learn_series_names()}
+        ti = dict(f[S.REFERENCE_TI].attrs) if S.REFERENCE_TI in f else None
+        final = dict(f[S.FINAL_TI].attrs) if S.FINAL_TI in f else None
         if cfg.output.plot and len(epoch):
             write_learning_plot(plot_path(cfg), epoch, f)
     print(f"wrote {cfg.output.path}")
     if cfg.output.plot and len(epoch):
         print(f"wrote {plot_path(cfg)}")
-    if last:
+    if ser:
+        last = {k: v[-1] for k, v in ser.items()}
         means = ", ".join(f"{n} {last[f'mean_{n}']:.6g} ± {last[f'std_{n}']:.2g}" for n in ("w", "a", "b", "r"))
-        kl = (f"KL {last['kl']:.4g} ± {last['kl_err']:.2g}" if cfg.learn.mode == "target"
-              else f"|grad| {last['grad_norm']:.3g}")
-        ref = f", reference KL {last['kl_ref']:.4g} ± {last['kl_ref_err']:.2g}" if cfg.reference is not None else ""
+        n_last, n = summary_window(len(epoch)), cfg.learn.n_chains * cfg.learn.samples_per_epoch
+        if cfg.learn.mode == "target":
+            kl = "KL " + kl_window(ser["kl"], ser["kl_ess"], ser["kl_lsw"], n, n_last).describe()
+            if final is not None and int(final["epoch"]) == tr.epoch:
+                kl += (f"; final KL {final['value']:.4g} ± {final['stat_err']:.2g} (stat) ± {final['quad_err']:.2g} "
+                       f"(quadrature) by thermodynamic integration")
+        else:
+            kl = f"|grad| {last['grad_norm']:.3g}"
+        ref = ""
+        if cfg.reference is not None:
+            exp = kl_window(ser["kl_ref"], ser["kl_ref_ess"], ser["kl_ref_lsw"], n, n_last).describe(pooled=True)
+            if ti is not None:
+                ref = (f"; reference KL {ti['value']:.4g} ± {ti['stat_err']:.2g} (stat) ± {ti['quad_err']:.2g} "
+                       f"(quadrature) by thermodynamic integration (per-epoch exponential average {exp})")
+            else:
+                ref = f"; reference KL {exp}"
         print(f"epoch {tr.epoch}: {kl}{ref}; couplings (mean ± std over sites): {means}")
     sys.stdout.flush()

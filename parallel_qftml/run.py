@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-import os
 import platform
 import sys
 from datetime import datetime, timezone
@@ -10,46 +9,17 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from . import __version__, debughooks
 from .config import RunConfig
-from .errors import EXIT_CHECKPOINTED, OutputError, UserError
-from .io.output import check_output_path
+from .errors import EXIT_CHECKPOINTED, UserError
 from .io.schema import ATTR_DELTA, ATTR_N_COLOURS
-from .parallel.reductions import bcast, replica_values
+from .lifecycle import (_refuse_if, check_outputs, check_resume, clear_checkpoints,  # noqa: F401 (re-exported)
+                        output_run_id, owned_paths, plot_path, restart_check)
+from .parallel.reductions import any_rank, bcast, replica_values
 from .signals import StopRequest
 from .log import Progress, get_logger
+from .memory import check_memory, sample_memory
 
-# Test hook: raise RuntimeError on this world rank right after the topology is built
-# (tests/unit/test_abort.py checks that the job aborts instead of hanging).
-TEST_RAISE_ENV = "PQML_TEST_RAISE_ON_RANK"
-
-
-def plot_path(cfg) -> Path:
-    """The PNG written next to the .h5 when ``output.plot`` is true."""
-    return Path(cfg.output.path).with_suffix(".png")
-
-
-def _refuse_if(check, comm) -> None:
-    """Run `check()` (returns an error message or None) on world rank 0 only, and raise the same
-    OutputError on every rank if it found a problem (file-system checks must not diverge)."""
-    msg = None
-    if comm.Get_rank() == 0:
-        try:
-            msg = check()
-        except OutputError as e:
-            msg = str(e)
-    msg = bcast(msg, comm)
-    if msg:
-        raise OutputError(msg)
-
-
-def check_outputs(cfg, comm) -> None:
-    """The output path(s) can be written (nothing is created)."""
-    def check():
-        check_output_path(cfg.output.path, cfg.output.overwrite)
-        if cfg.output.plot:
-            check_output_path(plot_path(cfg), cfg.output.overwrite)
-    _refuse_if(check, comm)
 
 
 def run_metadata(cfg, topo, seed: int) -> dict:
@@ -93,39 +63,6 @@ def write_plot(path: Path, sweeps: np.ndarray, action_density: np.ndarray, m: np
     plt.close(fig)
 
 
-def clear_checkpoints(cfg, comm, allowed: bool) -> None:
-    """A fresh start must not leave an earlier run's checkpoints beside its own (a later --resume would
-    pick them up): delete them if the output may be overwritten, else refuse."""
-    from .io.checkpoint import list_checkpoints, remove_checkpoints
-
-    def check():
-        if list_checkpoints(cfg.checkpoint_dir):
-            if not allowed:
-                return (f"{cfg.checkpoint_dir!r} holds checkpoints of an earlier run: resume it with "
-                        f"--resume, set output.overwrite = true, or delete them")
-            remove_checkpoints(cfg.checkpoint_dir)
-    _refuse_if(check, comm)
-
-
-def restart_check(cfg, comm) -> None:
-    """--resume without a checkpoint: start afresh, overwriting an output file only if it is an
-    incomplete file of the same physics (a run killed before its first checkpoint)."""
-    def check():
-        if not Path(cfg.output.path).exists():
-            return None
-        import h5py
-        try:
-            with h5py.File(cfg.output.path, "r") as f:
-                if not bool(f.attrs.get("complete", True)) and \
-                        f.attrs.get("physics_sha256", "") == cfg.physics_sha256:
-                    return None
-        except OSError as e:
-            return f"cannot resume: {cfg.output.path!r} is not readable ({e})"
-        return (f"cannot resume: {cfg.output.path!r} exists but {cfg.checkpoint_dir!r} has no checkpoint "
-                f"(and the file is complete or of another config)")
-    _refuse_if(check, comm)
-
-
 def sample_bytes(cfg: RunConfig) -> int:
     """Disk space a sampling run writes: configurations and checkpoints."""
     V, R = math.prod(cfg.lattice.shape), cfg.parallel.n_replicas
@@ -151,10 +88,25 @@ def check_space(path: str, need: int, comm) -> None:
 def run_sample(cfg: RunConfig, comm, resume: bool = False, force: bool = False) -> int:
     """Run ``pqml sample``: every rank of ``comm`` calls this; returns the exit code (0, or
     EXIT_CHECKPOINTED after a stop signal). With ``resume``, continue from the newest valid checkpoint
-    (or start afresh if there is none and no output file)."""
+    of the output file's run (or start afresh if nothing would be lost, lifecycle.restart_check). The
+    job holds the locks of its output and checkpoint directory throughout (lifecycle.owned_paths)."""
+    with owned_paths(cfg, comm):
+        return _run_sample(cfg, comm, resume, force)
+
+
+def _couplings(sampler) -> list:
+    """Copies of this rank's blocks of w, a, b, r (to see whether a checkpoint replaced them)."""
+    g = sampler.geom
+    interior = lambda x: x.reshape(g.padded_shape)[g.interior].copy()  # noqa: E731
+    return [interior(sampler.w[mu]) for mu in range(g.ndim)] + [interior(getattr(sampler, n))
+                                                                 for n in ("a", "b", "r")]
+
+
+def _run_sample(cfg: RunConfig, comm, resume: bool, force: bool) -> int:
     log = get_logger(comm)
     if not resume:
         check_outputs(cfg, comm)  # first: cheap, and nothing is created if it fails
+    check_memory(sample_memory(cfg, comm.Get_size(), comm.Get_rank()), comm, "this sampling run")
     check_space(cfg.output.path, sample_bytes(cfg), comm)
 
     from .io.checkpoint import load_latest, write_checkpoint
@@ -164,20 +116,28 @@ def run_sample(cfg: RunConfig, comm, resume: bool = False, force: bool = False) 
 
     topo = Topology(comm, cfg.lattice.shape, n_replicas=cfg.parallel.n_replicas,
                     proc_grid=cfg.lattice.proc_grid)
-    if os.environ.get(TEST_RAISE_ENV, "") == str(comm.Get_rank()):
-        raise RuntimeError(f"{TEST_RAISE_ENV}={comm.Get_rank()}: test exception on rank {comm.Get_rank()}")
+    debughooks.raise_on_rank(comm.Get_rank())     # test hook (PQML_DEBUG_HOOKS=1 only): tests/unit/test_abort.py
     action = cfg.to_action()
     sc, oc, cc = cfg.sampler, cfg.output, cfg.checkpoint
     sampler = Sampler(topo, action, seed=sc.seed, delta=sc.delta, n_hits=sc.n_hits, init=sc.init)
     total = sc.n_therm + sc.n_sweeps
     save_configs = oc.save_every > 0
 
-    state = load_latest(cfg.checkpoint_dir, sampler, log.warning) if resume else None
+    configured = _couplings(sampler) if resume else None
+    state = load_latest(cfg.checkpoint_dir, sampler, log.warning, output_run_id(cfg, comm)) if resume else None
     if resume and state is None:
-        restart_check(cfg, comm)
-    if state is not None and state.physics_sha256 != cfg.physics_sha256 and not force:
-        raise UserError(f"cannot resume from {state.path}: the config's lattice, action, sampler or "
-                        f"output.save_every differ from the checkpointed run (use --force to resume anyway)")
+        restart_check(cfg, comm, log)
+    if state is not None:
+        # the checkpoint holds the couplings and delta: a changed [action] (or delta without tuning) would be
+        # silently replaced by the checkpoint's, so --force refuses it (docs/config.md)
+        changed = any_rank(any(not np.array_equal(x, y) for x, y in zip(configured, _couplings(sampler)))
+                           or float(action.w_nnn) != state.w_nnn, comm)
+        if not sc.tune and np.any(state.delta != sc.delta):
+            kept = "sampler.delta (tune = false) differs from the checkpoint's step sizes, which it keeps"
+        else:
+            kept = "the config's [action] differs from the couplings in the checkpoint, which it keeps" if changed else None
+        check_resume(cfg, comm, state.path, state.physics_sha256, force, f"sweep {state.sweep_count}",
+                     "lattice, action, sampler or output.save_every", kept, log)
     if state is not None and state.sweep_count > total:
         raise UserError(f"cannot resume from {state.path}: it is at sweep {state.sweep_count}, beyond "
                         f"n_therm + n_sweeps = {total}")
@@ -213,9 +173,8 @@ def run_sample(cfg: RunConfig, comm, resume: bool = False, force: bool = False) 
         log.warning(f"stopped by signal at sweep {sampler.sweep_count}; resume with --resume")
         return EXIT_CHECKPOINTED
 
-    progress = Progress(total, enabled=topo.is_root and oc.progress)
-    progress.update(sampler.sweep_count)
-    acc_sum, n_acc = 0.0, 0
+    progress = Progress(total, enabled=topo.is_root and oc.progress, start=sampler.sweep_count)
+    checked_acceptance = False
     with StopRequest() as stop:
         try:
             while sampler.sweep_count < sc.n_therm:              # safe points every 10 sweeps
@@ -231,9 +190,15 @@ def run_sample(cfg: RunConfig, comm, resume: bool = False, force: bool = False) 
             out.set_attrs(**{ATTR_DELTA: deltas, ATTR_N_COLOURS: int(sampler.n_colours)})
             while sampler.sweep_count < total:
                 n = min(sc.measure_every, total - sampler.sweep_count)
-                acc_sum += sampler.sweep(n) * n
-                n_acc += n
+                acc = sampler.sweep(n)
                 progress.update(n)
+                if not checked_acceptance:       # the first block after tuning: warn if it is useless
+                    checked_acceptance = True
+                    low = replica_values(topo, acc, False)
+                    if np.nanmin(low) < 0.01:
+                        log.warning(f"acceptance {np.nanmin(low):.3g} is below 1 % after thermalisation "
+                                    f"(delta = {np.min(deltas):.3g}): the chain hardly moves; choose another "
+                                    f"sampler.delta or sampler.tune = true")
                 k = sampler.sweep_count - sc.n_therm
                 if n == sc.measure_every:
                     out.append_observables(sampler.sweep_count, replica_values(topo, sampler.measure()))
@@ -249,22 +214,23 @@ def run_sample(cfg: RunConfig, comm, resume: bool = False, force: bool = False) 
             raise
     progress.close()
     out.close(complete=True)
-    acc = replica_values(topo, acc_sum / n_acc if n_acc else float("nan"))
     if not topo.is_root:
         return 0
     print(f"wrote {oc.path}")
-    _summary(cfg, topo, deltas, acc)
+    _summary(cfg, topo, deltas)
     sys.stdout.flush()
     return 0
 
 
-def _summary(cfg: RunConfig, topo, deltas, acc) -> None:
-    """Plot and one-line summary from the file (rank 0)."""
+def _summary(cfg: RunConfig, topo, deltas) -> None:
+    """Plot and one-line summary from the file (rank 0); the acceptance is the mean of the measured
+    acceptances in the file (the whole run, also after a resume, even one that had nothing to do)."""
     import h5py
     from .io import schema as S
     with h5py.File(cfg.output.path, "r") as f:
         g = f[S.OBSERVABLES]
         sweeps, s, m = g[S.SWEEP][:], g["action"][:] / math.prod(cfg.lattice.shape), g["m"][:]
+        acc = g["acceptance"][:]
     if not len(sweeps):
         return
     if cfg.output.plot:

@@ -50,6 +50,7 @@ class Sampler:
         self.n_colours = g.n_colours(self.nnn)
         self.halo = HaloExchange(topology, self.nnn)
         if couplings is None:
+            action.check_bounded(g.shape)           # the caller checks shared couplings (learning trainer)
             self.w, self.a, self.b, self.r = action.local_couplings(g)
             for mu in range(g.ndim):
                 self.halo.exchange(self.w[mu])
@@ -197,7 +198,7 @@ def warm_up():
     from .learning.trainer import Trainer
     topo = Topology(MPI.COMM_SELF, (4, 4))
     cfg = parse_learn_config('[lattice]\nshape = [4, 4]\n[learn]\nmode = "target"\nepochs = 1\n'
-                             'samples_per_epoch = 2\n[target]\ng = { nn = -1.0, phi2 = 1.5 }\n'
+                             'samples_per_epoch = 2\n[target]\ng = { nn = -1.0, phi2 = 2.5 }\n'
                              '[sampler]\nseed = 1\nn_therm = 2\n[output]\npath = "unused"\n')
     tr = Trainer(cfg, topo)
     tr.thermalise()
@@ -207,3 +208,8 @@ def warm_up():
     for kind in OPTIMIZERS:
         p = {"x": np.zeros(4)}
         Optimizer(kind, p).step(p, {"x": np.ones(4)}, 0.1)
+    from .kernels.gibbs import ZIG_F, ZIG_K, ZIG_W, gibbs_chains    # pqml rbm's chains (rbm/trainer.py)
+    from .rng import key_of
+    W = np.full((3, 2), 0.1)
+    gibbs_chains(np.zeros((2, 3)), 0, W, np.ascontiguousarray(W.T), np.zeros(2), 4.0, 1.0, 1, 0, *key_of(1),
+                 np.uint32(3), ZIG_K, ZIG_W, ZIG_F)

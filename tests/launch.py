@@ -8,6 +8,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def env(**extra) -> dict:
+    """The environment of a launched run; a test hook variable (PQML_TEST_*, parallel_qftml/debughooks.py)
+    in `extra` also sets the switch PQML_DEBUG_HOOKS=1 without which the hooks are ignored."""
+    if any(k.startswith("PQML_TEST_") for k in extra):
+        extra.setdefault("PQML_DEBUG_HOOKS", "1")
     return dict(os.environ, PYTHONPATH=str(REPO), OMPI_MCA_btl_vader_single_copy_mechanism="none",
                 OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
                 OMPI_MCA_rmaps_base_oversubscribe="1", **extra)

@@ -2,7 +2,7 @@
 docs/analysis_methods.md."""
 from .correlation import SecondMoment, second_moment, timeslice_correlator, two_point
 from .errors import Estimate, bin_averages, binned_error, bootstrap, gamma_error, jackknife, tau_int_gamma
-from .files import AnalysisError, check_outputs, open_measurement, pooled, run_series
+from .files import AnalysisError, check_outputs, finite_series, open_measurement, pooled, run_series
 from .load import load_run, load_series
 from .multihist import (effective_sample_size, expectation, expectation_jackknife, free_energies_jackknife,
                         free_energy, overlap_matrix, solve_free_energies)
@@ -12,7 +12,7 @@ from .reweighting import Reweighted, reweight, weights
 
 __all__ = ["SecondMoment", "second_moment", "timeslice_correlator", "two_point",
            "Estimate", "bin_averages", "binned_error", "bootstrap", "gamma_error", "jackknife", "tau_int_gamma",
-           "AnalysisError", "check_outputs", "open_measurement", "pooled", "run_series",
+           "AnalysisError", "check_outputs", "finite_series", "open_measurement", "pooled", "run_series",
            "load_run", "load_series",
            "effective_sample_size", "expectation", "expectation_jackknife", "free_energies_jackknife",
            "free_energy", "overlap_matrix", "solve_free_energies",

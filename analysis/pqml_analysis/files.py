@@ -9,6 +9,7 @@ Every problem with an input file becomes an AnalysisError whose message is one l
     a learning file / a checkpoint   "F: is a learning file (pqml learn); a measurement file (pqml sample)
                                       is expected" (and likewise for checkpoints, other HDF5 files)
     an unknown observable            "F: no observable 'x' (has: action, nn, ...)"
+    NaN or inf in an observable      "F: observable 'x' has N non-finite entries (...)" (finite_series)
 
 An incomplete run (root attribute complete = false: still running, crashed or stopped; the file holds
 the state of its last checkpoint) is not an error: open_measurement() reports it through `warn`
@@ -23,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["AnalysisError", "SCHEMA_VERSION", "open_measurement", "run_series", "pooled", "check_outputs",
-           "fail", "warn_line"]
+__all__ = ["AnalysisError", "SCHEMA_VERSION", "open_measurement", "run_series", "finite_series", "pooled",
+           "check_outputs", "fail", "warn_line"]
 
 SCHEMA_VERSION = 2
 
@@ -134,16 +135,26 @@ def open_measurement(path, warn=None) -> dict:
 
 def run_series(run: dict, name: str, ensemble: str | None = None) -> dict:
     """{"ensemble|replica": 1D series} of observable `name` (ensemble: the file's stem by default)."""
-    obs = run["observables"]
-    if name not in obs:
-        raise AnalysisError(f"{run['path']}: no observable {name!r} (has: {', '.join(obs)})")
-    data = obs[name]
-    bad = ~np.isfinite(data)
-    if bad.any():
-        raise AnalysisError(f"{run['path']}: observable {name!r} has {int(bad.sum())} non-finite entries "
-                            f"(unwritten rows of a damaged file?)")
+    data = finite_series(run, [name])[name]
     ens = ensemble or run["path"].stem
     return {f"{ens}|{r}": data[:, r] for r in range(data.shape[1])}
+
+
+def finite_series(run: dict, names) -> dict:
+    """{name: (n_meas, n_replicas) array} of the named observables of an open_measurement() run; an
+    AnalysisError naming the file for an unknown observable or one with a NaN or inf entry (one check
+    for every script: a non-finite value would make every mean, error and verdict NaN)."""
+    obs = run["observables"]
+    out = {}
+    for name in names:
+        if name not in obs:
+            raise AnalysisError(f"{run['path']}: no observable {name!r} (has: {', '.join(obs)})")
+        bad = ~np.isfinite(obs[name])
+        if bad.any():
+            raise AnalysisError(f"{run['path']}: observable {name!r} has {int(bad.sum())} non-finite entries "
+                                f"(unwritten rows of a damaged file?)")
+        out[name] = obs[name]
+    return out
 
 
 def pooled(series_list, n_bins: int) -> np.ndarray:

@@ -1,7 +1,9 @@
 """Derived observables with jackknife errors (errors.jackknife), from series of m = sum(phi)/V.
 
-    susceptibility chi = V (<m^2> - <|m|>^2)        (with |m|: the finite-volume order parameter)
-    chi_m = V (<m^2> - <m>^2)                       (with m itself; meaningful in the symmetric phase)
+    susceptibility chi_|m| = V (<m^2> - <|m|>^2)    (with |m|: the finite-volume order parameter)
+    chi_2 = V (<m^2> - <m>^2)  (absolute=False)      (the papers' chi_2, connected; = G~(0) of
+                                                     correlation.py; meaningful in the symmetric phase)
+(m is per site, so both are V times a variance of the per-site magnetisation.)
     Binder cumulant U = 1 - <m^4> / (3 <m^2>^2)
 """
 from __future__ import annotations

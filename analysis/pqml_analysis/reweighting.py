@@ -11,7 +11,8 @@ Re/Im(w) (errors.jackknife), so autocorrelations are covered when the bins are l
 
 Overlap diagnostics: the effective sample size ESS = (sum |w|)^2 / sum |w|^2 and the average phase
 <e^{-i Im dA}>_{|w|} = sum w / sum |w| (the sign problem). Verdict `reliable` iff
-ESS >= max(min_ess, min_ess_fraction * N) and |average phase| >= 3 times its jackknife error.
+ESS >= max(min_ess, min_ess_fraction * N) and |average phase| >= 3 times its jackknife error, and
+never with a NaN or inf in dA or O (the values are then NaN; files.finite_series refuses such files).
 """
 from __future__ import annotations
 
@@ -92,9 +93,12 @@ def reweight(delta_action, observable, n_bins: int = 20, min_ess: float = MIN_ES
     phase, phase_err = jackknife([b[2], b[3], b[4]], lambda a, bb, c: abs(complex(a, bb)) / c, nb)
     n = aw.size
     reasons = []
-    if ess < max(min_ess, min_ess_fraction * n):
+    bad = int(np.count_nonzero(~np.isfinite(np.asarray(delta_action)))) + int(np.count_nonzero(~np.isfinite(o)))
+    if bad:                                       # NaN fails every comparison below: say it explicitly
+        reasons.append(f"{bad} non-finite values (NaN/inf) in the action difference or the observable")
+    if not ess >= max(min_ess, min_ess_fraction * n):
         reasons.append(f"ESS {ess:.0f} < {max(min_ess, min_ess_fraction * n):.0f}: poor overlap")
-    if phase < 3 * phase_err:
+    if not phase >= 3 * phase_err:
         reasons.append(f"average phase {phase:.2g} +- {phase_err:.2g} compatible with 0: sign problem")
     return Reweighted(complex(re, im), float(err_re), float(err_im), ess, n, float(phase), float(phase_err),
                       not reasons, "; ".join(reasons))

@@ -2,10 +2,11 @@
 
 A checkpoint `<dir>/ckpt-<sweep>.h5` holds the fields of all replicas, the couplings, the tuned step
 sizes, the sweep counter and how many measurements and configurations the measurement file had
-(docs/schema.md). It is written to `<name>.tmp` by all ranks, renamed atomically by rank 0 after every
+(docs/schema.md). It is written to `<name>.<run_id>.tmp` by all ranks, renamed atomically by rank 0 after every
 rank has closed it (file and directory fsync'ed), and carries a layout-independent checksum per
 dataset that is verified on load: XOR over elements i of mix64(bits(x_i) + 0x9E3779B97F4A7C15 * i),
-i the element's index in the global array (the yardstick's checksum). The newest `keep` are kept.
+i the element's index in the global array (the yardstick's checksum). The newest `keep` of the run
+(same run_id) are kept; files of other runs are never deleted.
 """
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ from datetime import datetime, timezone
 import numpy as np
 
 from .. import __version__
-from ..errors import UserError
+from ..errors import OutputError, UserError, WriteError
 from ..parallel.reductions import bcast, first_message, xor_reduce
 from . import schema as S
-from .h5file import SharedH5, test_pause
+from .. import debughooks
+from .h5file import SharedH5
 
 def block_checksum(block: np.ndarray, global_shape: tuple, offset: tuple) -> int:
     """XOR-mix checksum of a block of a global float64 array at `offset` (combine blocks with XOR)."""
@@ -47,16 +49,62 @@ class State:
     n_saved: int
     physics_sha256: str
     run_id: str
+    w_nnn: float = float("nan")
 
 
 def checkpoint_path(directory: str, sweep: int) -> str:
     return os.path.join(directory, f"{S.CKPT_PREFIX}{sweep:012d}{S.CKPT_SUFFIX}")
 
 
-def remove_checkpoints(directory: str) -> None:
-    """Delete every checkpoint (and temporary) of `directory` (rank 0 only)."""
-    for p in glob.glob(os.path.join(directory, f"{S.CKPT_PREFIX}*{S.CKPT_SUFFIX}*")):
-        os.remove(p)
+def tmp_path(path: str, run_id: str) -> str:
+    """The temporary name of checkpoint `path` while run `run_id` writes it: `<path>.<run_id>.tmp`, so
+    that a leftover temporary names its run (only that run's --resume or successor deletes it)."""
+    return f"{path}.{run_id}.tmp" if run_id else f"{path}.tmp"
+
+
+def checkpoint_files(directory: str) -> list:
+    """Every file of `directory` named like a checkpoint or a checkpoint's temporary, sorted."""
+    return sorted(glob.glob(os.path.join(directory, f"{S.CKPT_PREFIX}*{S.CKPT_SUFFIX}*")))
+
+
+def own_temporaries(directory: str, run_id: str) -> list:
+    """Leftover temporaries of run `run_id` in `directory` (a checkpoint being written when it was killed)."""
+    return glob.glob(os.path.join(glob.escape(directory), f"{S.CKPT_PREFIX}*{S.CKPT_SUFFIX}.{run_id}.tmp"))
+
+
+def checkpoint_owner(path: str) -> str | None:
+    """The run_id a checkpoint (attribute) or temporary (its name) belongs to; None if unknown
+    (unreadable, no run_id: a stray file or another program's)."""
+    if path.endswith(".tmp"):
+        parts = os.path.basename(path).split(".")
+        return parts[-2] if len(parts) == 4 and parts[-3] == S.CKPT_SUFFIX.lstrip(".") else None
+    import h5py
+    try:
+        with h5py.File(path, "r") as f:
+            v = f.attrs.get(S.ATTR_RUN_ID)
+    except Exception:
+        return None
+    return None if v is None else str(v)
+
+
+def read_run_file(path: str) -> dict:
+    """run_id, complete, physics_sha256, forced_resumes and the number of rows (measurements, epochs)
+    of an output file of any of the three drivers; OSError if it is not a readable HDF5 file."""
+    import h5py
+    with h5py.File(path, "r") as f:
+        rows = next((f[k].shape[0] for k in (f"{S.OBSERVABLES}/{S.SWEEP}", f"{S.LEARNING}/{S.EPOCH}", "rbm/epoch")
+                     if k in f), 0)
+        return {"run_id": str(f.attrs.get(S.ATTR_RUN_ID, "")), "complete": bool(f.attrs.get(S.ATTR_COMPLETE, True)),
+                "physics_sha256": str(f.attrs.get("physics_sha256", "")), "n_rows": int(rows)}
+
+
+def append_root_line(path: str, attr: str, line: str) -> None:
+    """Append `line` to the newline-separated string attribute `attr` of the file (rank 0, file closed
+    by everyone else)."""
+    import h5py
+    with h5py.File(path, "r+") as f:
+        old = str(f.attrs.get(attr, ""))
+        f.attrs[attr] = (old + "\n" if old else "") + line
 
 
 def list_checkpoints(directory: str) -> list:
@@ -79,12 +127,31 @@ def _offset(prefix: tuple, geom) -> tuple:
 
 
 def write_state(path: str, world, geom, datasets: dict, blocks: list, attrs: dict, keep: int) -> str:
+    """_write_state; if a write fails (WriteError, or an OSError of the fsync/rename: disk full), the
+    temporary it leaves is deleted by the rank that saw the failure and WriteError is raised there (the
+    CLI ends the job, exit 4): a half-written checkpoint is never renamed into place, and the newest
+    complete one stays the last good checkpoint."""
+    tmp = tmp_path(path, str(attrs.get(S.ATTR_RUN_ID, "")))
+    try:
+        return _write_state(path, world, geom, datasets, blocks, attrs, keep)
+    except (WriteError, OutputError, OSError) as e:    # OutputError: the temporary cannot be created
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        if isinstance(e, WriteError):
+            raise
+        raise WriteError(tmp, e) from e
+
+
+def _write_state(path: str, world, geom, datasets: dict, blocks: list, attrs: dict, keep: int) -> str:
     """Write a checkpoint-style file atomically (every rank calls this): create `datasets`
     (name -> global shape; the trailing d axes are the lattice), write every rank's `blocks`, store
     `attrs` and a layout-independent checksum per dataset, then rename `<path>.tmp` to `path` (file and
     directory fsync'ed) and keep the newest `keep` files of its directory. Returns `path`."""
     directory = os.path.dirname(path)
-    tmp = path + ".tmp"
+    run_id = str(attrs.get(S.ATTR_RUN_ID, ""))
+    tmp = tmp_path(path, run_id)
     if world.Get_rank() == 0:
         os.makedirs(directory, exist_ok=True)
     world.Barrier()
@@ -100,7 +167,7 @@ def write_state(path: str, world, geom, datasets: dict, blocks: list, attrs: dic
         h5.write_blocks(blk.name, blk.prefix, blk.data, geom.global_slices)
         if blk.counted:
             local[blk.name] ^= block_checksum(blk.data, datasets[blk.name], _offset(blk.prefix, geom))
-        test_pause("checkpoint")
+        debughooks.pause("checkpoint")
     sums = {name: xor_reduce(v, world) for name, v in local.items()}
     h5.set_attrs(**{**attrs, "package_version": __version__,
                     "created": bcast(datetime.now(timezone.utc).isoformat(timespec="seconds"), world),
@@ -115,8 +182,8 @@ def write_state(path: str, world, geom, datasets: dict, blocks: list, attrs: dic
         dfd = os.open(directory, os.O_RDONLY)
         os.fsync(dfd)
         os.close(dfd)
-        for old in list_checkpoints(directory)[keep:]:
-            os.remove(old)
+        for old in [p for p in list_checkpoints(directory) if checkpoint_owner(p) == run_id][keep:]:
+            os.remove(old)        # only this run's: never another run's checkpoints or a stray file
     world.Barrier()
     return path
 
@@ -201,21 +268,34 @@ def _try_load(path: str, sampler):
     sampler.sweep_count = int(attrs["sweep_count"])
     sampler.delta = float(deltas[topo.replica])
     return State(path, int(attrs["sweep_count"]), deltas, int(attrs["n_meas"]), int(attrs["n_saved"]),
-                 str(attrs["physics_sha256"]), str(attrs.get("run_id", ""))), None
+                 str(attrs["physics_sha256"]), str(attrs.get("run_id", "")),
+                 float(attrs.get(S.ATTR_W_NNN, np.nan))), None
 
 
-def find_latest(directory: str, world, try_load, warn):
+def find_latest(directory: str, world, try_load, warn, run_id: str | None = None):
     """The result of `try_load(path)` -> (result, None) | (None, reason) for the newest checkpoint of
     `directory` that loads; None if there is none; CheckpointError if every one fails (each failure is
-    reported through `warn`, one line naming the file). Leftover temporaries are deleted first."""
-    if world.Get_rank() == 0:       # leftovers of a checkpoint that was being written when killed
-        for tmp in glob.glob(os.path.join(directory, f"{S.CKPT_PREFIX}*{S.CKPT_SUFFIX}.tmp")):
-            os.remove(tmp)
-    paths = bcast(list_checkpoints(directory) if world.Get_rank() == 0 else None, world)
+    reported through `warn`, one line naming the file). With `run_id` (that of the output file being
+    resumed), checkpoints of other runs are ignored (one warning), and once a checkpoint has loaded that
+    run's leftover temporaries (of a checkpoint being written when it was killed) are deleted; without
+    a checkpoint they stay for lifecycle.restart_check to see."""
+    paths, foreign = None, None
+    if world.Get_rank() == 0:
+        paths, foreign = [], []
+        for p in list_checkpoints(directory):
+            owner = checkpoint_owner(p) if run_id else None
+            (foreign if owner is not None and owner != run_id else paths).append(p)
+    paths, foreign = bcast((paths, foreign), world)
+    if foreign:
+        warn(f"ignoring {len(foreign)} checkpoint(s) of another run in {directory} "
+             f"({', '.join(os.path.basename(p) for p in foreign[:3])}{', ...' if len(foreign) > 3 else ''})")
     tried = []
     for path in paths:
         result, reason = try_load(path)
         if result is not None:
+            if run_id and world.Get_rank() == 0:
+                for tmp in own_temporaries(directory, run_id):
+                    os.remove(tmp)
             return result
         tried.append(f"{path}: {reason}")
         warn(f"checkpoint {path} is not usable ({reason}); trying an older one")
@@ -224,8 +304,8 @@ def find_latest(directory: str, world, try_load, warn):
     return None
 
 
-def load_latest(directory: str, sampler, warn) -> State | None:
-    """Install the newest valid checkpoint of `directory` into the sampler; None if there is none.
-    Invalid ones are reported through `warn` (one line naming the file) and skipped; if every one is
-    invalid, CheckpointError."""
-    return find_latest(directory, sampler.topo.world, lambda p: _try_load(p, sampler), warn)
+def load_latest(directory: str, sampler, warn, run_id: str | None = None) -> State | None:
+    """Install the newest valid checkpoint of `directory` (of run `run_id`, if given) into the sampler;
+    None if there is none. Invalid ones are reported through `warn` (one line naming the file) and
+    skipped; if every one is invalid, CheckpointError."""
+    return find_latest(directory, sampler.topo.world, lambda p: _try_load(p, sampler), warn, run_id)

@@ -7,29 +7,23 @@
 * ``gather`` (pip's h5py, no MPI): world rank 0 opens the file; blocks are gathered to it.
 The datasets hold the same bytes either way. ``PQML_H5_BACKEND=gather`` forces the fallback.
 Every method must be called by every rank of the communicator.
+A failed write (h5py raises OSError "Can't write data", or RuntimeError "file write failed" from a resize
+or flush, when the disk is full) becomes ``errors.WriteError`` naming the file, on the rank that saw it;
+the CLI ends the job from there (exit 4, docs/config.md).
 """
 from __future__ import annotations
 
 import os
 import warnings
+from contextlib import contextmanager
 
 import numpy as np
 
-from ..errors import OutputError
+from .. import debughooks
+from ..errors import OutputError, WriteError
 from ..parallel.reductions import bcast, gather_to_root
 
 BACKEND_ENV = "PQML_H5_BACKEND"
-# Test hook (tests/unit/test_crash.py): pause at a named point of a write so that a test can kill the
-# job exactly there. PQML_TEST_PAUSE_AT=checkpoint|config, PQML_TEST_PAUSE_SECONDS (default 30).
-PAUSE_ENV = "PQML_TEST_PAUSE_AT"
-
-
-def test_pause(point: str) -> None:
-    if os.environ.get(PAUSE_ENV) == point:
-        import sys
-        import time
-        print(f"PQML_TEST_PAUSE {point}", file=sys.stderr, flush=True)
-        time.sleep(float(os.environ.get("PQML_TEST_PAUSE_SECONDS", "30")))
 
 
 def backend_name() -> str:
@@ -49,6 +43,7 @@ class SharedH5:
     def __init__(self, path, mode: str, comm):
         import h5py
         self.comm = comm
+        self.path = str(path)
         self.backend = backend_name()
         self.root = comm.Get_rank() == 0
         if self.backend == "gather" and comm.Get_size() > 1 and self.root:
@@ -69,24 +64,40 @@ class SharedH5:
         if err:
             raise OutputError(err)
 
+    @contextmanager
+    def writing(self):
+        """Turn h5py's write failures (OSError, RuntimeError) into WriteError naming this file."""
+        try:
+            yield
+        except (OSError, RuntimeError) as e:
+            raise WriteError(self.path, e) from e
+
+    def _fault(self, point: str) -> None:
+        """Test hook (PQML_DEBUG_HOOKS=1, PQML_TEST_WRITE_ERROR=checkpoint|configs|observables)."""
+        debughooks.write_error("checkpoint" if self.path.endswith(".tmp") else point, self.comm.Get_rank())
+
     # -- metadata (every rank, same arguments) --------------------------------------------------------
     def create_dataset(self, name, **kw):
         if self.f is not None:
-            return self.f.create_dataset(name, **kw)
+            with self.writing():
+                return self.f.create_dataset(name, **kw)
 
     def require_group(self, name):
         if self.f is not None:
-            return self.f.require_group(name)
+            with self.writing():
+                return self.f.require_group(name)
 
     def set_attrs(self, name: str = "/", **attrs):
         if self.f is not None:
-            obj = self.f[name]
-            for k, v in attrs.items():
-                obj.attrs[k] = v
+            with self.writing():
+                obj = self.f[name]
+                for k, v in attrs.items():
+                    obj.attrs[k] = v
 
     def resize(self, name: str, n: int, axis: int = 0):
         if self.f is not None:
-            self.f[name].resize(n, axis=axis)
+            with self.writing():
+                self.f[name].resize(n, axis=axis)
 
     def make_scale(self, scale: str, dataset: str, dim: int = 0):
         if self.f is not None:
@@ -99,27 +110,34 @@ class SharedH5:
     def write_root(self, name: str, index, value):
         """Write a value that rank 0 holds (other ranks pass anything)."""
         if self.root:
-            self.f[name][index] = value
+            with self.writing():
+                self._fault(name.split("/")[0])
+                self.f[name][index] = value
 
     def write_blocks(self, name: str, prefix: tuple, block: np.ndarray, slices: tuple):
         """Write each rank's `block` at dataset[prefix + slices] (every rank has a block)."""
-        if self.backend == "mpio":
-            ds = self.f[name]
-            with ds.collective:
-                ds[prefix + tuple(slices)] = np.ascontiguousarray(block)
-            return
+        with self.writing():
+            self._fault(name.split("/")[0])
+            if self.backend == "mpio":
+                ds = self.f[name]
+                with ds.collective:
+                    ds[prefix + tuple(slices)] = np.ascontiguousarray(block)
+                return
         parts = gather_to_root((prefix, tuple(slices), np.ascontiguousarray(block)), self.comm)
         if self.root:
-            ds = self.f[name]
-            for p, sl, blk in parts:
-                ds[p + sl] = blk
+            with self.writing():
+                ds = self.f[name]
+                for p, sl, blk in parts:
+                    ds[p + sl] = blk
 
     def flush(self):
         if self.f is not None:
-            self.f.flush()
+            with self.writing():
+                self.f.flush()
 
     def close(self):
         if self.f is not None:
-            self.f.close()
-            self.f = None
+            f, self.f = self.f, None
+            with self.writing():
+                f.close()
         self.comm.Barrier()

@@ -79,6 +79,7 @@ def _try_load(path: str, tr):
                       str(attrs["run_id"])), None
 
 
-def load_latest_learn(directory: str, tr, warn) -> LearnState | None:
-    """Install the newest valid learning checkpoint into the trainer; None if there is none."""
-    return find_latest(directory, tr.topo.world, lambda p: _try_load(p, tr), warn)
+def load_latest_learn(directory: str, tr, warn, run_id: str | None = None) -> LearnState | None:
+    """Install the newest valid learning checkpoint (of run `run_id`, if given) into the trainer; None if
+    there is none."""
+    return find_latest(directory, tr.topo.world, lambda p: _try_load(p, tr), warn, run_id)

@@ -81,6 +81,10 @@ class LearnFile:
             elif (f[f"{S.LEARNING}/{S.EPOCH}"].shape[0] < n_rows
                   or f[f"{S.SNAPSHOTS}/{S.EPOCH}"].shape[0] < n_snap):
                 msg = f"cannot resume: {str(path)!r} has fewer epochs than the checkpoint records"
+            elif any(f"{S.LEARNING}/{k}" not in f for k in S.learn_series_names()):
+                missing = next(k for k in S.learn_series_names() if f"{S.LEARNING}/{k}" not in f)
+                msg = (f"cannot resume: {str(path)!r} was written by an older version (no /{S.LEARNING}/{missing}); "
+                       f"start the run again")
         msg = bcast(msg, topo.world)
         if msg:
             h5.close()
@@ -125,6 +129,23 @@ class LearnFile:
             write_coupling_blocks(self.h5, geom, arrays["w"], {k: arrays[k] for k in S.SITE_COUPLINGS},
                                   group, (n - 1,))
         self.n_snap = n
+
+    def write_ti(self, group: str, est, n_gauss: int, **attrs) -> None:
+        """group (S.REFERENCE_TI, S.FINAL_TI) <- a learning/thermo.TIEstimate, replacing an earlier one
+        (identical on every rank; every rank calls)."""
+        n = est.t.size
+        exists = self.h5.f is not None and group in self.h5.f      # the same on every rank that has the file
+        self.h5.require_group(group)
+        for name in S.TI_SERIES:
+            if exists:
+                self.h5.resize(f"{group}/{name}", n)
+            else:
+                self.h5.create_dataset(f"{group}/{name}", shape=(n,), maxshape=(None,), dtype=np.float64)
+        for name, v in zip(S.TI_SERIES, (est.t, est.mean, est.mean_err, est.tau, est.acceptance)):
+            self.h5.write_root(f"{group}/{name}", slice(None), v)
+        self.h5.set_attrs(group, value=est.value, stat_err=est.stat_err, quad_err=est.quad_err,
+                          gauss_value=est.gauss_value, n_gauss=int(n_gauss), n_samples=int(est.n_samples), **attrs)
+        self.h5.flush()
 
     def write_couplings(self, geom, w: np.ndarray, site: Mapping[str, np.ndarray]) -> None:
         write_coupling_blocks(self.h5, geom, w, site)

@@ -14,9 +14,10 @@ from typing import Mapping
 
 import numpy as np
 
-from ..errors import OutputError
+from ..errors import OutputError, WriteError
 from . import schema as S
-from .h5file import SharedH5, test_pause
+from .. import debughooks
+from .h5file import SharedH5
 
 
 def check_output_path(path: str | os.PathLike, overwrite: bool) -> None:
@@ -62,11 +63,20 @@ def create_atomically(path, comm, overwrite: bool, build) -> SharedH5:
     if msg:
         raise OutputError(msg)
     tmp = f"{path}.part"
-    h5 = SharedH5(tmp, "w", comm)
-    build(h5)
-    h5.close()
-    if comm.Get_rank() == 0:
-        os.replace(tmp, path)
+    try:
+        h5 = SharedH5(tmp, "w", comm)
+        build(h5)
+        h5.close()
+        if comm.Get_rank() == 0:
+            os.replace(tmp, path)
+    except (WriteError, OSError) as e:          # disk full while creating: no half-made .part left
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        if isinstance(e, WriteError):
+            raise
+        raise WriteError(tmp, e) from e
     comm.Barrier()
     return SharedH5(path, "r+", comm)
 
@@ -172,7 +182,7 @@ class RunFile:
         self.h5.resize(f"{S.CONFIGS}/{S.PHI}", n)
         self.h5.write_root(f"{S.CONFIGS}/{S.SWEEP}", n - 1, sweep)
         g = sampler.geom
-        test_pause("config")
+        debughooks.pause("config")
         self.h5.write_blocks(f"{S.CONFIGS}/{S.PHI}", (n - 1, self.topo.replica), sampler.interior(),
                              g.global_slices)
         self.n_saved = n

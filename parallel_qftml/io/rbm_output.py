@@ -1,21 +1,24 @@
 """Output and checkpoints of `pqml rbm` (docs/rbm.md). RBM weights are small and identical on every
 rank (data parallelism, parallel/rows.py), so world rank 0 writes them with serial h5py.
 
-Output file (output.path): root attributes as for the other runs; /rbm/epoch (n,), /rbm/<series> (n,)
-for RBM_SERIES; /rbm/eigenvalues (n, N_v) ascending λ_α = μ² − σ_h² ξ_α²; /rbm/singular_values
+Output file (output.path; every dataset and attribute: docs/schema.md, "RBM file"): root attributes as
+for the other runs; /rbm/epoch (n,) (a row every output.save_every epochs), /rbm/<series> (n,) for
+RBM_SERIES; /rbm/eigenvalues (n, N_v) ascending λ_α = μ² − σ_h² ξ_α²; /rbm/singular_values
 (n, min(N_v, N_h)) descending (scalar-field RBM only); /rbm/params/<name>: the final parameters (scalar
 RBM: W, eta, mu2; phi^4 network: W, r, a, b, s, m, n), attributes model, sigma_h2.
-Checkpoint <dir>/ckpt-<epoch>.h5: W, eta, mu2, the PCD chains, the optimiser slots and step, the epoch,
-with a SHA-256 of every array checked on load; written to .tmp and renamed atomically.
+Checkpoint <dir>/ckpt-<epoch>.h5: W, mu2 (or the phi^4 coefficients), the PCD chains, the optimiser
+slots and step, the epoch, with a SHA-256 of every array checked on load and the run_id; written to a
+temporary and renamed atomically (as io/checkpoint.py).
 """
 from __future__ import annotations
 
-import glob
 import hashlib
 import os
 
 import numpy as np
 
+from .. import debughooks
+from ..errors import WriteError
 from . import schema as S
 
 RBM_SERIES = ("lr", "mu2", "kl", "grad_norm", "free_energy", "backtracks")
@@ -65,6 +68,13 @@ class RBMFile:
             self.rows.append((epoch, row, None if eig is None else eig.copy(), None if sv is None else sv.copy()))
 
     def flush(self, params: dict | None = None, attrs: dict | None = None, complete: bool | None = None) -> int:
+        """_flush; a failed write (disk full) raises WriteError naming the file (CLI: exit 4)."""
+        try:
+            return self._flush(params, attrs, complete)
+        except (OSError, RuntimeError) as e:
+            raise WriteError(self.path, e) from e
+
+    def _flush(self, params: dict | None = None, attrs: dict | None = None, complete: bool | None = None) -> int:
         """Write the buffered rows (and the parameters); returns the number of rows in the file."""
         import h5py
         if self.root:
@@ -94,16 +104,35 @@ class RBMFile:
 
 
 def write_rbm_checkpoint(directory: str, comm, epoch: int, arrays: dict, attrs: dict, keep: int) -> str:
-    """Rank 0 writes `arrays` (name -> global array) and `attrs`; atomic; keeps the newest `keep`."""
+    """_write_rbm_checkpoint; if a write fails (disk full), its temporary is deleted and WriteError
+    raised (CLI: exit 4): a half-written checkpoint is never renamed into place."""
+    from .checkpoint import checkpoint_path, tmp_path
+    try:
+        return _write_rbm_checkpoint(directory, comm, epoch, arrays, attrs, keep)
+    except (OSError, RuntimeError) as e:
+        tmp = tmp_path(checkpoint_path(directory, epoch), str(attrs.get(S.ATTR_RUN_ID, "")))
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        raise WriteError(tmp, e) from e
+
+
+def _write_rbm_checkpoint(directory: str, comm, epoch: int, arrays: dict, attrs: dict, keep: int) -> str:
+    """Rank 0 writes `arrays` (name -> global array) and `attrs` (with the run_id); atomic; keeps the
+    newest `keep` of this run (io/checkpoint.py: temporaries named by run, other runs' files untouched)."""
     import h5py
-    path = os.path.join(directory, f"{S.CKPT_PREFIX}{epoch:012d}{S.CKPT_SUFFIX}")
+    from .checkpoint import checkpoint_owner, checkpoint_path, list_checkpoints, tmp_path
+    path = checkpoint_path(directory, epoch)
+    run_id = str(attrs.get(S.ATTR_RUN_ID, ""))
     if comm.Get_rank() == 0:
         os.makedirs(directory, exist_ok=True)
-        tmp = path + ".tmp"
+        tmp = tmp_path(path, run_id)
         with h5py.File(tmp, "w") as f:
             for k, v in arrays.items():
                 f[k] = np.asarray(v, dtype=np.float64)
                 f[k].attrs["sha256"] = _sha(v)
+            debughooks.write_error("checkpoint", 0)     # test hook (PQML_DEBUG_HOOKS=1 only)
             f.attrs.update(attrs)
             f.attrs["epoch"] = int(epoch)
             f.attrs[S.ATTR_SCHEMA_VERSION] = S.SCHEMA_VERSION
@@ -111,37 +140,31 @@ def write_rbm_checkpoint(directory: str, comm, epoch: int, arrays: dict, attrs: 
         os.fsync(fd)
         os.close(fd)
         os.replace(tmp, path)
-        for old in sorted(glob.glob(os.path.join(directory, f"{S.CKPT_PREFIX}*{S.CKPT_SUFFIX}")), reverse=True)[keep:]:
+        for old in [p for p in list_checkpoints(directory) if checkpoint_owner(p) == run_id][keep:]:
             os.remove(old)
     comm.Barrier()
     return path
 
 
-def load_rbm_checkpoint(directory: str, comm, warn):
-    """(arrays, attrs, path) of the newest valid checkpoint (every rank reads it), or None."""
+def _try_load_rbm(path: str, comm):
     import h5py
-    from ..errors import UserError
-    from ..parallel.reductions import bcast
-    paths = bcast(sorted(glob.glob(os.path.join(directory, f"{S.CKPT_PREFIX}*{S.CKPT_SUFFIX}")), reverse=True)
-                  if comm.Get_rank() == 0 else None, comm)
-    tried = []
-    for path in paths:
-        try:
-            with h5py.File(path, "r") as f:
-                arrays = {k: f[k][()] for k in f}
-                for k in arrays:
-                    if f[k].attrs["sha256"] != _sha(arrays[k]):
-                        raise ValueError(f"checksum mismatch in /{k}")
-                attrs = {k: f.attrs[k] for k in f.attrs}
-            ok = None
-        except Exception as e:
-            ok = f"{type(e).__name__}: {e}"
-        from ..parallel.reductions import first_message
-        ok = first_message(ok, comm)
-        if ok is None:
-            return arrays, attrs, path
-        tried.append(f"{path}: {ok}")
-        warn(f"checkpoint {path} is not usable ({ok}); trying an older one")
-    if tried:
-        raise UserError("no valid checkpoint in " + directory + ": " + "; ".join(tried))
-    return None
+    from ..parallel.reductions import first_message
+    result, reason = None, None
+    try:
+        with h5py.File(path, "r") as f:
+            arrays = {k: f[k][()] for k in f}
+            for k in arrays:
+                if f[k].attrs["sha256"] != _sha(arrays[k]):
+                    raise ValueError(f"checksum mismatch in /{k}")
+            result = (arrays, {k: f.attrs[k] for k in f.attrs}, path)
+    except Exception as e:
+        reason = f"{type(e).__name__}: {e}"
+    reason = first_message(reason, comm)
+    return (None, reason) if reason is not None else (result, None)
+
+
+def load_rbm_checkpoint(directory: str, comm, warn, run_id: str | None = None):
+    """(arrays, attrs, path) of the newest valid checkpoint (of run `run_id`, if given; every rank reads
+    it), or None; as io.checkpoint.find_latest (invalid ones warned about and skipped)."""
+    from .checkpoint import find_latest
+    return find_latest(directory, comm, lambda p: _try_load_rbm(p, comm), warn, run_id)

@@ -69,13 +69,22 @@ def field_chunks(shape: tuple, lead: int) -> tuple:
 #     /learning/snapshots/{w,a,b,r}  float64 (n_snap, ...) couplings every output.save_every epochs
 #     /learning/snapshots/epoch      int64 (n_snap,)
 #     /learning/gradients/{epoch,w,a,b,r}  the gradient of the last update before each snapshot
+#     /learning/reference_ti/<TI_SERIES>  float64 (n_nodes,) KL(reference || target) by thermodynamic
+#                             integration ([reference] estimator = "ti"), attributes TI_ATTRS
+#     /learning/final_ti/<TI_SERIES>      the same for KL(p_S || q_A) of the final S (learn.final_kl = "ti"),
+#                             attributes TI_ATTRS + epoch
 # Learning checkpoint: /chains/phi (n_chains, *shape), /reference/phi (n_ref, *shape), /couplings/...,
 # /optimizer/<slot>_<param> (global shapes of the parameter), attributes LEARN_CKPT_ATTRS.
 LEARNING = "learning"
 EPOCH = "epoch"
 SNAPSHOTS = "learning/snapshots"
 GRADIENTS = "learning/gradients"     # the gradient L of the last update before each snapshot, same layout
-LEARN_SERIES = ("lr", "kl", "kl_err", "kl_ref", "kl_ref_err", "acceptance", "delta", "grad_norm")
+LEARN_SERIES = ("lr", "kl", "kl_err", "kl_ref", "kl_ref_err", "acceptance", "delta", "grad_norm",
+                "kl_ess", "kl_lsw", "kl_ref_ess", "kl_ref_lsw")   # ESS and ln sum e^{S-A} of each KL estimate
+REFERENCE_TI = "learning/reference_ti"
+FINAL_TI = "learning/final_ti"
+TI_SERIES = ("t", "mean", "mean_err", "tau", "acceptance")     # per node, t = 0 first (learning/thermo.py)
+TI_ATTRS = ("value", "stat_err", "quad_err", "gauss_value", "n_gauss", "n_samples")
 COUPLING_STATS = ("mean", "std", "grad_norm")     # /learning/<stat>_<w|a|b|r>
 CHAINS_PHI = "chains/phi"
 REFERENCE_PHI = "reference/phi"

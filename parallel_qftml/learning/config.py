@@ -18,6 +18,7 @@ MODES = ("target", "data")
 PARAMS = ("w", "a", "b", "r")
 DATA_METHODS = ("pcd", "cd")
 PROPOSALS = ("walk", "uniform")
+KL_ESTIMATORS = ("exp", "ti")
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,18 @@ class LearnSection:
     sweeps_per_sample: int = 1         # sweeps before each measurement (target) / k of CD-k, PCD (data)
     params: tuple = ("w", "a", "b")
     b_min: float = 0.0                 # b is kept >= b_min after each update (the action stays bounded)
+    final_kl: str = "exp"              # "ti": KL of the final S by thermodynamic integration at the end
     n_bins: int = 20                   # jackknife blocks of the KL estimate
+
+
+@dataclass(frozen=True)
+class TIConfig:
+    """[ti]: the thermodynamic integrations of [reference] estimator = "ti" and learn.final_kl = "ti"
+    (learning/thermo.py): chains at t = 0 and the 2 * nodes + 1 Gauss-Kronrod nodes, `samples` measurements each."""
+    nodes: int = 7                     # n of the n-point Gauss rule inside the (2n + 1)-point Kronrod rule
+    samples: int = 5000
+    sweeps_per_sample: int = 1
+    n_therm: int = 500
 
 
 @dataclass(frozen=True)
@@ -95,6 +107,8 @@ class LearnConfig:
     text: str = ""
     sha256: str = ""
     overrides: tuple = ()
+    reference_estimator: str = "exp"            # "ti": KL(reference || target) once by thermodynamic integration
+    ti: TIConfig = TIConfig()                    # these three are not in physics_sha256: no effect on training
 
     @property
     def checkpoint_dir(self) -> str:
@@ -105,16 +119,16 @@ class LearnConfig:
         """Everything that determines the couplings epoch by epoch (not `epochs`, paths, the number of
         ranks or replica groups: the result does not depend on them)."""
         d = {"shape": self.lattice.shape,
-             "learn": {k: v for k, v in asdict(self.learn).items() if k != "epochs"},
+             "learn": {k: v for k, v in asdict(self.learn).items() if k not in ("epochs", "final_kl")},
              "chains": asdict(self.chains), "optimizer": asdict(self.optimizer), "init": asdict(self.init), "target": dict(self.target),
              "reference": dict(self.reference) if self.reference is not None else None,
              "data": asdict(self.data), "save_every": self.output.save_every}
         return C.physics_hash(d)
 
 
-def _g(key: str, t) -> Mapping[str, float]:
+def _g(key: str, t, extra: tuple = ()) -> Mapping[str, float]:
     """[target] / [reference]: g = {nn = .., phi2 = .., phi4 = .., nnn = .., phi = ..} (eqs. 14/15)."""
-    C._check_keys(key, C._table(key, t), ("g",))
+    C._check_keys(key, C._table(key, t), ("g", *extra))
     key = f"{key}.g"
     g = C._table(key, C._require(key[:-2], t, "g"))
     C._check_keys(key, g, C.TARGET_TERMS)
@@ -130,6 +144,15 @@ def _g(key: str, t) -> Mapping[str, float]:
     return types.MappingProxyType(gv)
 
 
+def _ti(t: dict) -> TIConfig:
+    """[ti] (docs/learning.md, "Thermodynamic integration")."""
+    C._check_keys("ti", t, tuple(TIConfig.__dataclass_fields__))
+    d = TIConfig()
+    pos = lambda k, lo: C._int(f"ti.{k}", t.get(k, getattr(d, k)), lo, what=f"an integer >= {lo}")  # noqa: E731
+    return TIConfig(C._int("ti.nodes", t.get("nodes", d.nodes), 1, 15, what="an integer in 1..15"),
+                    pos("samples", 20), pos("sweeps_per_sample", 1), pos("n_therm", 0))
+
+
 def _learn(t: dict) -> LearnSection:
     C._check_keys("learn", t, tuple(LearnSection.__dataclass_fields__))
     params = t.get("params", ["w", "a", "b"])
@@ -143,7 +166,8 @@ def _learn(t: dict) -> LearnSection:
         n_chains=pos("n_chains", 1), samples_per_epoch=pos("samples_per_epoch", 50),
         sweeps_per_sample=pos("sweeps_per_sample", 1), params=tuple(sorted(params, key=PARAMS.index)),
         b_min=C._float("learn.b_min", t.get("b_min", 0.0), lambda x: x >= 0, "a number >= 0"),
-        n_bins=C._int("learn.n_bins", t.get("n_bins", 20), 2, what="an integer >= 2"))
+        n_bins=C._int("learn.n_bins", t.get("n_bins", 20), 2, what="an integer >= 2"),
+        final_kl=C._choice("learn.final_kl", t.get("final_kl", "exp"), KL_ESTIMATORS))
 
 
 def _chains(t: dict) -> ChainConfig:
@@ -191,7 +215,7 @@ def _optimizer(t: dict) -> OptimizerConfig:
 
 
 SECTIONS = ("lattice", "parallel", "learn", "sampler", "optimizer", "init", "target", "reference", "data",
-            "output", "checkpoint")
+            "output", "checkpoint", "ti")
 
 
 def from_dict(d: dict, text: str = "", overrides=()) -> LearnConfig:
@@ -204,6 +228,7 @@ def from_dict(d: dict, text: str = "", overrides=()) -> LearnConfig:
     learn = _learn(t["learn"])
     parallel = C._parallel(t["parallel"])
     target = reference = None
+    ref_estimator = "exp"
     data = DataConfig()
     if learn.mode == "target":
         if "target" not in d:
@@ -212,7 +237,8 @@ def from_dict(d: dict, text: str = "", overrides=()) -> LearnConfig:
             raise ConfigError('config error: [data] belongs to learn.mode = "data", not "target"')
         target = _g("target", d["target"])
         if "reference" in d:
-            reference = _g("reference", d["reference"])
+            reference = _g("reference", d["reference"], ("estimator",))
+            ref_estimator = C._choice("reference.estimator", d["reference"].get("estimator", "exp"), KL_ESTIMATORS)
     else:
         if "data" not in d:
             raise ConfigError('config error: learn.mode = "data" needs a [data] section with path')
@@ -220,6 +246,9 @@ def from_dict(d: dict, text: str = "", overrides=()) -> LearnConfig:
             if s in d:
                 raise ConfigError(f'config error: [{s}] belongs to learn.mode = "target", not "data"')
         data = _data(t["data"])
+        if learn.final_kl != "exp":
+            raise ConfigError('config error: learn.final_kl = "ti" belongs to learn.mode = "target" (data mode has '
+                              'no target action to integrate to)')
         if data.method == "cd" and learn.n_chains != data.batch_size:
             learn = LearnSection(**{**asdict(learn), "n_chains": data.batch_size})
     if learn.n_chains % parallel.n_replicas:
@@ -229,7 +258,7 @@ def from_dict(d: dict, text: str = "", overrides=()) -> LearnConfig:
     return LearnConfig(lattice, parallel, learn, _chains(t["sampler"]), _optimizer(t["optimizer"]),
                        _init(t["init"]), C._output(t["output"]), C._checkpoint(t["checkpoint"]),
                        target or {}, reference, data, text, hashlib.sha256(text.encode()).hexdigest(),
-                       tuple(overrides))
+                       tuple(overrides), ref_estimator, _ti(t["ti"]))
 
 
 def parse_learn_config(text: str, source: str = "<string>", overrides=()) -> LearnConfig:

@@ -24,14 +24,20 @@ from ..kernels.gradient import accumulate, n_features
 from ..models.action import PhiFourAction, TargetAction
 from ..parallel.ensemble import chain_range, gather_chain_sums, gather_chain_values, wait_for_groups
 from ..parallel.halo import HaloExchange
-from ..parallel.reductions import exact_array_sums
+from ..parallel.reductions import exact_array_sums, first_message, gather_to_root, global_max
 from ..rng import COUPLING_INIT, c3_of, fill_normal, key_of
 from ..sampler import Sampler
-from .estimators import ChainSums, kl_estimate, pooled_covariance, pooled_mean
+from .estimators import ChainSums, kl_exp_average, pooled_covariance, pooled_mean
 from .optimizers import Optimizer, learning_rate
+from .thermo import ti_kl, ti_path_kl
 
 PARAM_NAMES = ("w", "a", "b", "r")
 ADAPT_CLIP = (0.8, 1.25)      # per-epoch step-size adaptation factor bounds (sampler.tune)
+
+
+def _kl_row(name: str, est) -> dict:
+    """The per-epoch series of one exponential-average KL estimate (docs/schema.md, "Learning file")."""
+    return {name: est.value, f"{name}_err": est.err, f"{name}_ess": est.ess, f"{name}_lsw": est.lsw}
 
 
 class DivergenceError(UserError):
@@ -52,6 +58,13 @@ class Trainer:
         self.w, self.a, self.b, self.r = np.zeros((d, P)), np.zeros(P), np.zeros(P), np.zeros(P)
         self.halo = HaloExchange(topo, False)
         self.params = self._initial_couplings()
+        self.check_bounded(initial=True)
+        for sec, gs in (("target", cfg.target), ("reference", cfg.reference)):   # no KL if e^-A is not normalisable
+            if gs and not dict(gs).get("i_phi2", 0.0):
+                try:
+                    PhiFourAction.from_target(d, dict(gs)).check_bounded(g.shape)
+                except UserError as e:
+                    raise UserError(f"config error: [{sec}] {e}") from None
         self.learned = cfg.learn.params
         self.push()
         lc, sc = cfg.learn, cfg.chains
@@ -94,6 +107,29 @@ class Trainer:
         out = {n: (np.stack(v) if n == "w" else v[0]) for n, v in out.items()}
         out["b"] = np.maximum(out["b"], self.cfg.learn.b_min)
         return out
+
+    def check_bounded(self, initial: bool = False) -> None:
+        """PhiFourAction.check_bounded of the current couplings, decided identically on every rank: a
+        global min of b (one all-reduce); only if it is <= 0 the grid root gathers the global arrays and
+        checks them, and its verdict goes to every rank. UserError for the initial couplings (exit 2),
+        DivergenceError after an update (exit 4)."""
+        if -global_max(-float(self.params["b"].min()), self.topo.world) > 0:
+            return
+        msg = None
+        blocks = gather_to_root((self.geom.global_slices, self.params), self.topo.grid_comm)
+        if blocks is not None:
+            shape, d = self.geom.shape, self.geom.ndim
+            full = {n: np.zeros((d, *shape) if n == "w" else shape) for n in PARAM_NAMES}
+            for sl, p in blocks:
+                for n in PARAM_NAMES:
+                    full[n][(slice(None), *sl) if n == "w" else sl] = p[n]
+            msg = PhiFourAction.inhomogeneous(full["w"], full["a"], full["b"], full["r"]).unbounded_reason(shape)
+        msg = first_message(msg, self.topo.world)
+        if msg and initial:
+            raise UserError(f"the initial couplings ([init]) are unbounded below (e^-S is not normalisable): {msg}")
+        if msg:
+            raise DivergenceError(f"training diverged at epoch {self.epoch}: the update left the bounded region "
+                                  f"(e^-S is not normalisable): {msg} (lower optimizer.lr or raise learn.b_min)")
 
     def push(self) -> None:
         """Copy the couplings into the chains' padded arrays (and the ghosts of w)."""
@@ -199,16 +235,54 @@ class Trainer:
         lc = self.cfg.learn
         cov, all_d, _ = self.target_gradient()
         row = {"acceptance": float(np.mean(gather_chain_values(self.topo, [s.last_acceptance for s in self.chains])))}
-        row["kl"], row["kl_err"] = kl_estimate(all_d, lc.n_bins)
+        row.update(_kl_row("kl", kl_exp_average(all_d, lc.n_bins)))
         if self.ref_chains:
             rd = [self._sample_chain(s, self.target.evaluate, lc.samples_per_epoch, False)[0]
                   for s in self.ref_chains]
             ref_d = np.concatenate(gather_chain_values(self.topo, rd))
             if not np.all(np.isfinite(ref_d)):      # the reference action is fixed: a bug, not divergence
                 raise RuntimeError("the reference chains produced a non-finite action")
-            row["kl_ref"], row["kl_ref_err"] = kl_estimate(ref_d, lc.n_bins)
+            row.update(_kl_row("kl_ref", kl_exp_average(ref_d, lc.n_bins)))
         row.update(self._update(cov, lr))
         return row
+
+    def reference_ti(self):
+        """KL(reference || target) by thermodynamic integration (learning/thermo.py) with the [ti] settings
+        and the [sampler] seed and step-size settings; every rank calls this; the chains are independent of
+        the learning chains (own random streams), so the training is not changed."""
+        ti, sc = self.cfg.ti, self.cfg.chains
+        return ti_kl(self.topo, dict(self.cfg.reference), dict(self.cfg.target), sc.seed, ti.nodes, ti.samples,
+                     ti.sweeps_per_sample, ti.n_therm, self.cfg.learn.n_bins, sc.delta, sc.n_hits, sc.init,
+                     sc.target_acceptance, sc.tune)
+
+    def model_ti(self, n_gauss: int | None = None, n_samples: int | None = None, sweeps_per_sample: int | None = None,
+                 n_therm: int | None = None):
+        """KL(p_S || q_A) of the current couplings S against the target by thermodynamic integration along
+        S_t = S + t (A - S) (learning/thermo.py): per link w_t = (1 - t) w + t (-g_nn), per site a_t, b_t, r_t
+        likewise, nnn coupling t (-g_nnn); A - S = (A - S_t) / (1 - t) from the measured S_t and the target's
+        pieces. Own random streams (the learning chains are not touched); every rank calls this. Settings
+        not given come from [ti]."""
+        g, sc, geom, ti = self.cfg.target, self.cfg.chains, self.geom, self.cfg.ti
+        pick = lambda v, default: default if v is None else v  # noqa: E731
+        n_gauss, n_samples = pick(n_gauss, ti.nodes), pick(n_samples, ti.samples)
+        sweeps_per_sample, n_therm = pick(sweeps_per_sample, ti.sweeps_per_sample), pick(n_therm, ti.n_therm)
+        d, P = geom.ndim, int(np.prod(geom.padded_shape))
+        ends = {"w": -g.get("nn", 0.0), "a": g.get("phi2", 0.0), "b": g.get("phi4", 0.0), "r": g.get("phi", 0.0)}
+
+        def sampler(t, chain):
+            w, site = np.zeros((d, P)), {n: np.zeros(P) for n in ("a", "b", "r")}
+            for mu in range(d):
+                self.interior(w[mu])[...] = (1.0 - t) * self.params["w"][mu] + t * ends["w"]
+                self.halo.exchange(w[mu])
+            for n, arr in site.items():
+                self.interior(arr)[...] = (1.0 - t) * self.params[n] + t * ends[n]
+            shell = PhiFourAction.homogeneous(d, 0.0, 0.0, 0.0, w_nnn=-t * g.get("nnn", 0.0))
+            return Sampler(self.topo, shell, sc.seed, sc.delta, sc.n_hits, sc.init, chain=chain,
+                           couplings=(w, site["a"], site["b"], site["r"]))
+
+        return ti_path_kl(self.topo, sampler, lambda m, t: (self.target.evaluate(m) - m["action"]) / (1.0 - t),
+                          n_gauss, n_samples, sweeps_per_sample, n_therm, self.cfg.learn.n_bins,
+                          sc.target_acceptance, sc.tune)
 
     def _epoch_data(self, lr: float) -> dict:
         blocks = self.data[0]
@@ -279,6 +353,7 @@ class Trainer:
         self.opt.step(self.params, grads, lr)
         if "b" in grads:
             np.maximum(self.params["b"], self.cfg.learn.b_min, out=self.params["b"])
+        self.check_bounded()
         self.push()
         row = {f"grad_norm_{n}": v for n, v in norms.items()}
         row["grad_norm"] = total

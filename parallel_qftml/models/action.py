@@ -20,6 +20,121 @@ from ..errors import UserError
 from ..rng import INIT, c3_of, fill_uniform, key_of
 
 
+BOUNDED_DENSE_MAX = 2048      # b = 0 on at most this many sites: exact dense eigenvalues of the restricted form
+BOUNDED_ITERATIONS = 2000     # above: iterations allowed to find the M-matrix certificate
+BOUNDED_RTOL = 1e-10          # positive definite means lambda_min > BOUNDED_RTOL * (row-sum bound of |M|)
+
+
+def _site(i, shape) -> tuple:
+    return tuple(int(v) for v in np.unravel_index(int(i), shape))
+
+
+def homogeneous_min_eigenvalue(w, a, w_nnn=0.0) -> tuple:
+    """(lambda_min, signs) of the quadratic form of homogeneous couplings (b = 0, any even extents):
+    lambda(k) = a - sum_mu w_mu cos k_mu - 2 w_nnn sum_{mu<nu} cos k_mu cos k_nu is multilinear in the
+    cos k_mu, so its minimum over the lattice momenta is at cos k_mu = +-1 (k_mu = 0 or pi)."""
+    import itertools
+    d = len(w)
+    best = None
+    for s in itertools.product((1.0, -1.0), repeat=d):
+        lam = a - sum(wm * sm for wm, sm in zip(w, s)) - 2.0 * w_nnn * sum(
+            s[mu] * s[nu] for mu in range(d) for nu in range(mu + 1, d))
+        if best is None or lam < best[0]:
+            best = (float(lam), s)
+    return best
+
+
+def _restricted_form(w, a, w_nnn, zero) -> tuple:
+    """The quadratic form of S restricted to the sites `zero` (bool, global shape): (index of those
+    sites, diagonal a, pairs (i, j) into that index and their coefficients c: Q = sum a_i f_i^2
+    + sum 2 c f_i f_j); every link (x, mu) and diagonal pair is counted literally (extent 2 too)."""
+    shape = zero.shape
+    d = len(shape)
+    idx = np.flatnonzero(zero)
+    pos = np.full(zero.size, -1, dtype=np.int64)
+    pos[idx] = np.arange(idx.size)
+    sites = np.arange(zero.size).reshape(shape)
+    pi, pj, pc = [], [], []
+
+    def add(nb, coef):
+        x, y = pos, pos[nb.ravel()]
+        keep = (x >= 0) & (y >= 0)
+        pi.append(x[keep])
+        pj.append(y[keep])
+        pc.append(-0.5 * np.broadcast_to(coef, shape).ravel()[keep])
+
+    for mu in range(d):
+        add(np.roll(sites, -1, axis=mu), w[mu])
+    if w_nnn:
+        for mu in range(d):
+            for nu in range(mu + 1, d):
+                fwd = np.roll(sites, -1, axis=mu)
+                add(np.roll(fwd, -1, axis=nu), w_nnn)
+                add(np.roll(fwd, 1, axis=nu), w_nnn)
+    cat = lambda v, t: np.concatenate(v) if v else np.zeros(0, t)  # noqa: E731
+    return idx, np.broadcast_to(a, shape).ravel()[idx].astype(np.float64), cat(pi, np.int64), \
+        cat(pj, np.int64), cat(pc, np.float64)
+
+
+def check_quadratic_positive(w, a, w_nnn, zero) -> str | None:
+    """None if the quadratic part of S restricted to the fields supported on `zero` (the sites where
+    b = 0) is strictly positive definite; otherwise a message naming a site where it fails.
+    Exact (dense Cholesky/eigenvalues) for at most BOUNDED_DENSE_MAX sites or constant couplings; above, a
+    certificate v > 0 with C v > 0 for the comparison matrix C = diag(a) - |off-diagonal| (sufficient,
+    and exact when w, w_nnn >= 0), found by at most BOUNDED_ITERATIONS Jacobi steps (docs/conventions.md)."""
+    shape, d = zero.shape, zero.ndim
+    n = int(zero.sum())
+    if n == 0:
+        return None
+    const = all(np.ndim(x) == 0 or np.all(x == np.asarray(x).flat[0]) for x in (*w, a))
+    if n == zero.size and const:
+        lam, s = homogeneous_min_eigenvalue([float(np.asarray(x).flat[0]) for x in w],
+                                            float(np.asarray(a).flat[0]), w_nnn)
+        scale = abs(float(np.asarray(a).flat[0])) + sum(abs(float(np.asarray(x).flat[0])) for x in w) \
+            + d * (d - 1) * abs(w_nnn)
+        if lam > BOUNDED_RTOL * scale:
+            return None
+        k = "(" + ", ".join("0" if v > 0 else "pi" for v in s) + ")"
+        return (f"b = 0 at every site and the quadratic form has eigenvalue {lam:.6g} <= 0 at momentum "
+                f"k = {k} (a free field needs a > sum_mu w_mu cos k_mu + 2 w_nnn sum cos k_mu cos k_nu)")
+    idx, diag, pi, pj, pc = _restricted_form(w, a, w_nnn, zero)
+    if np.any(diag <= 0):
+        i = idx[np.flatnonzero(diag <= 0)[0]]
+        return (f"b = 0 and a = {float(np.broadcast_to(a, shape).ravel()[i]):.6g} <= 0 at site {_site(i, shape)}")
+    absrow = diag + np.bincount(pi, np.abs(pc), n) + np.bincount(pj, np.abs(pc), n)
+    tol = BOUNDED_RTOL * float(absrow.max())
+    if n <= BOUNDED_DENSE_MAX:
+        m = np.diag(diag)
+        np.add.at(m, (pi, pj), pc)
+        np.add.at(m, (pj, pi), pc)
+        try:                                      # Cholesky of M - tol: the fast decision
+            np.linalg.cholesky(m - tol * np.eye(n))
+            return None
+        except np.linalg.LinAlgError:
+            pass
+        lam, vec = np.linalg.eigh(m)              # refused: the eigenvalue and site for the message
+        if lam[0] > tol:                          # (Cholesky and eigh disagree only within rounding)
+            return None
+        i = idx[int(np.argmax(np.abs(vec[:, 0])))]
+        return (f"b = 0 on {n} site(s) and the quadratic form restricted to them has eigenvalue {lam[0]:.6g} "
+                f"<= 0 (largest weight at site {_site(i, shape)})")
+    ac = np.abs(pc)
+    off = lambda v: np.bincount(pi, ac * v[pj], n) + np.bincount(pj, ac * v[pi], n)  # noqa: E731
+    v = 1.0 / diag
+    with np.errstate(over="ignore", invalid="ignore"):
+        for _ in range(BOUNDED_ITERATIONS):
+            nv = off(v)
+            if np.all(diag * v - nv > tol * v):       # C v > 0 with margin: positive definite
+                return None
+            if v.max() > 1e100:                       # the Neumann series diverges: not certifiable
+                break
+            v = (1.0 + nv) / diag
+        bad = int(np.argmin(np.nan_to_num(diag * v - off(v), nan=-np.inf)))
+    return (f"b = 0 on {n} site(s) (more than {BOUNDED_DENSE_MAX}, so not checked exactly) and positive "
+            f"definiteness of the quadratic form on them could not be certified (near site "
+            f"{_site(idx[bad], shape)}): make b > 0 there or the form clearly positive")
+
+
 def _scalar_or_array(v, shape):
     if np.ndim(v) == 0:
         return float(v)
@@ -75,6 +190,51 @@ class PhiFourAction:
     @property
     def has_nnn(self) -> bool:
         return self.w_nnn != 0.0
+
+    def global_couplings(self, shape) -> tuple:
+        """(w (d, *shape), a, b, r) as global arrays (floats broadcast; perturbed couplings generated)."""
+        from ..lattice.geometry import Geometry
+        shape = tuple(int(n) for n in shape)
+        g = Geometry(shape, (1,) * len(shape), (0,) * len(shape))
+        w, a, b, r = self.local_couplings(g)
+        inner = lambda x: x.reshape(g.padded_shape)[g.interior].copy()  # noqa: E731
+        return np.stack([inner(x) for x in w]), inner(a), inner(b), inner(r)
+
+    def check_bounded(self, shape) -> None:
+        """UserError unless e^{-S} is normalisable on the periodic lattice `shape` (docs/conventions.md,
+        "Boundedness"): b >= 0 at every site, and on the sites Z where b = 0 the quadratic part of S
+        (a, w, w_nnn) restricted to fields supported on Z is strictly positive definite. The one check
+        for every way couplings arrive (Sampler, [action] of every kind, the learning trainer)."""
+        shape = tuple(int(n) for n in shape)
+        if getattr(self, "_bounded_on", None) == shape:
+            return
+        msg = self.unbounded_reason(shape)
+        if msg:
+            raise UserError(f"the action is unbounded below (e^-S is not normalisable): {msg}")
+        object.__setattr__(self, "_bounded_on", shape)
+
+    def unbounded_reason(self, shape) -> str | None:
+        """None if bounded (see check_bounded), else the reason, naming a site or coupling."""
+        shape = tuple(int(n) for n in shape)
+        if self.spread:
+            if self.b - self.spread > 0:          # b_x in [b - spread, b + spread)
+                return None
+            w, a, b, _ = self.global_couplings(shape)
+        elif np.ndim(self.b) == 0:
+            if self.b > 0:
+                return None
+            if self.b < 0:
+                return f"b = {self.b:.6g} < 0"
+            w, a, b = self.w, self.a, np.zeros(shape)
+        else:
+            w, a, b = self.w, self.a, np.asarray(self.b)
+            if b.min() > 0:
+                return None
+        b = np.broadcast_to(b, shape)
+        if b.min() < 0:
+            i = int(np.argmin(b))
+            return f"b = {float(b.ravel()[i]):.6g} < 0 at site {_site(i, shape)}"
+        return check_quadratic_positive(w, a, self.w_nnn, b == 0)
 
     def local_couplings(self, geom):
         """(w[d, P], a[P], b[P], r[P]) flat padded arrays of this block, interior filled; the ghosts

@@ -103,11 +103,11 @@ class GaussianRBM:
         U, xi, _ = np.linalg.svd(self.W, full_matrices=False)
         return U, xi, self.mu2 - self.sigma_h2 * xi * xi
 
-    def eigenvalues(self) -> np.ndarray:
+    def eigenvalues(self, xi: np.ndarray | None = None) -> np.ndarray:
         """RBM eigenvalues lambda_alpha of K in ascending order (eqs. 33, 84): mu2 - sigma_h2 xi_a^2 and
         N_v - min(N_v, N_h) copies of mu2. Never raises (a non-positive lambda_1 is returned as is, NaN for a
-        non-finite W)."""
-        xi = self.singular_values()
+        non-finite W). xi: the singular values of the current W if already computed (saves an SVD)."""
+        xi = self.singular_values() if xi is None else xi
         if np.any(np.isnan(xi)):
             return np.full(self.n_visible, np.nan)
         lam = np.full(self.n_visible, self.mu2)
@@ -188,9 +188,13 @@ class GaussianRBM:
             raise ValueError("the target covariance is not positive definite") from None
         return self._kl(Ct, -2.0 * float(np.sum(np.log(np.diag(Lc)))), target_mean)
 
-    def _kl(self, Ct: np.ndarray, logdet_Kt: float, target_mean) -> float:
-        self.check_positive_definite()
-        U, _, lam = self._svd()
+    def _kl(self, Ct: np.ndarray, logdet_Kt: float, target_mean, xi: np.ndarray | None = None) -> float:
+        """KL(N(m_t, Ct) || model) given ln det K_t; xi: the singular values of the current W if known."""
+        lam = None if xi is None else self.mu2 - self.sigma_h2 * xi * xi
+        if lam is None or not (np.isfinite(self.mu2) and np.all(np.isfinite(lam)) and min(self.mu2, *lam) > 0):
+            self.check_positive_definite()          # raises NotPositiveDefinite unless K > 0
+            xi = self.singular_values()
+            lam = self.mu2 - self.sigma_h2 * xi * xi
         # tr(K C_t) = mu2 tr C_t - sigma_h2 tr(W^T C_t W)
         tr = self.mu2 * float(np.trace(Ct)) - self.sigma_h2 * float(np.sum(self.W * (Ct @ self.W)))
         lam_all = np.full(self.n_visible, self.mu2)

@@ -2,11 +2,11 @@
 
 One epoch: the gradient of eqs. 20–22 with C_target from the target's exact correlation matrix or from
 a mini-batch of data, and C_model either exact (K⁻¹, `train.gradient = "exact"`) or from the
-persistent chains (PCD: every chain takes k Gibbs steps h|φ, φ|h per epoch). The chains are spread
-over the ranks (parallel/rows.py); chain c's random numbers come from a Philox stream keyed on
-(seed, c, epoch), so its samples do not depend on which rank runs it; after one Allgatherv every rank
-holds all chains in order and computes the same gradient and update: bit-identical weights on any
-number of ranks. Optimisers and schedules: learning/optimizers.py (the RBM paper's decay "factor r
+persistent chains (PCD: every chain takes k Gibbs steps h|φ, φ|h per epoch, kernels/gibbs.py). The chains
+are spread over the ranks (parallel/rows.py); chain c's random numbers come from Philox words keyed on
+(seed, c, epoch) (docs/rbm.md, "Random numbers of pqml rbm"), so its samples do not depend on which rank
+runs it; after one Allgatherv every rank holds all chains in order and computes the same gradient and
+update: bit-identical weights on any number of ranks. Optimisers and schedules: learning/optimizers.py (the RBM paper's decay "factor r
 every N epochs" is schedule = "step").
 """
 from __future__ import annotations
@@ -16,8 +16,10 @@ import math
 import numpy as np
 
 from ..errors import UserError
+from ..kernels.gibbs import ZIG_F, ZIG_K, ZIG_W, gibbs_chains
 from ..learning.optimizers import Optimizer, learning_rate
 from ..parallel.rows import allgather_rows, row_range
+from ..rng import key_of
 from . import gaussian as G
 
 PURPOSE_INIT, PURPOSE_CHAIN_INIT, PURPOSE_GIBBS, PURPOSE_BATCH = 1, 2, 3, 4
@@ -42,6 +44,7 @@ class RBMTrainer:
         if data_rows is None:
             self.K_target = G.free_field_kernel(tuple(tc.shape), tc.m2)
             self.C_target = np.linalg.inv(self.K_target)
+            self._logdet_target = 2.0 * float(np.sum(np.log(np.diag(np.linalg.cholesky(self.K_target)))))
             n_v = self.K_target.shape[0]
         else:
             self.K_target, self.C_target = None, None
@@ -61,6 +64,7 @@ class RBMTrainer:
                                    float(rc.sigma_h2), np.zeros(n_h))
         self.n_chains = cfg.train.n_chains
         self.rows = row_range(comm, self.n_chains)
+        self._key = key_of(cfg.seed)
         self.chains = np.concatenate([stream(cfg.seed, PURPOSE_CHAIN_INIT, c).standard_normal((1, n_v))
                                       for c in range(self.n_chains)]) / math.sqrt(rc.mu2)
         self.mu2 = np.array([float(rc.mu2)])
@@ -70,22 +74,20 @@ class RBMTrainer:
         oc = cfg.optimizer
         self.opt = Optimizer(oc.kind, self.params, oc.momentum, oc.beta1, oc.beta2, oc.eps)
         self.epoch = 0
+        self.pending_backtracks = 0
 
     def _sync_model(self) -> None:
         self.model.W = self.params["W"]
         self.model.mu2 = float(self.mu2[0])
 
     def gibbs(self) -> None:
-        """k Gibbs steps of every chain of this rank, then the Allgatherv of all chains."""
-        k = self.cfg.train.k
-        local = self.chains[self.rows.start:self.rows.stop].copy()
-        for j, c in enumerate(self.rows):
-            rng = stream(self.cfg.seed, PURPOSE_GIBBS, c, self.epoch)
-            v = local[j:j + 1]
-            for _ in range(k):
-                h = self.model.sample_hidden(v, rng)
-                v = self.model.sample_visible(h, rng)
-            local[j] = v[0]
+        """k Gibbs steps of every chain of this rank (one numba kernel, kernels/gibbs.py), then the
+        Allgatherv of all chains."""
+        m = self.model
+        local = np.array(self.chains[self.rows.start:self.rows.stop], dtype=np.float64, order="C")
+        gibbs_chains(local, self.rows.start, m.W, np.ascontiguousarray(m.W.T),
+                     np.ascontiguousarray(m.eta, dtype=np.float64), float(m.mu2), float(m.sigma_h2),
+                     int(self.cfg.train.k), int(self.epoch), *self._key, np.uint32(PURPOSE_GIBBS), ZIG_K, ZIG_W, ZIG_F)
         self.chains = allgather_rows(self.comm, local, self.n_chains)
 
     def target_correlation(self) -> np.ndarray:
@@ -96,7 +98,10 @@ class RBMTrainer:
         x = self.data[np.sort(idx)]
         return x.T @ x / x.shape[0]
 
-    def run_epoch(self) -> dict:
+    def run_epoch(self, record: bool = True) -> tuple:
+        """One epoch; returns (row, eigenvalues, singular values) of the updated model. The KL is computed
+        only if `record` (a row of the output, docs/rbm.md); row["backtracks"] counts the halvings of the
+        epochs since the previous recorded one (self.pending_backtracks, kept in the checkpoint)."""
         oc = self.cfg.optimizer
         lr = learning_rate(oc.lr, oc.schedule, self.epoch, oc.decay, oc.decay_every)
         C_t = self.target_correlation()
@@ -120,14 +125,16 @@ class RBMTrainer:
         # A step that makes K lose positive definiteness is an error, or (train.on_nonpd = "backtrack") is
         # undone and retried with half the learning rate, at most MAX_BACKTRACK times (deterministic, so
         # still the same on every layout); row["backtracks"] counts the halvings.
+        backtrack = self.cfg.train.on_nonpd == "backtrack"
         saved = ({k: v.copy() for k, v in self.params.items()}, {k: v.copy() for k, v in self.opt.slots.items()},
-                 self.opt.t)
+                 self.opt.t) if backtrack else None
         step_lr, backtracks = lr, 0
         while True:
             self.opt.step(self.params, grads, step_lr)
             self._sync_model()
-            eig = self.model.eigenvalues()
-            if eig[0] > 0 or self.cfg.train.on_nonpd != "backtrack" or backtracks == MAX_BACKTRACK:
+            sv = self.model.singular_values()           # one SVD per epoch: spectrum, PD check and KL
+            eig = self.model.eigenvalues(sv)
+            if eig[0] > 0 or not backtrack or backtracks == MAX_BACKTRACK:
                 break
             for k, v in saved[0].items():
                 self.params[k][...] = v
@@ -142,10 +149,14 @@ class RBMTrainer:
                 f"mu2 = {self.model.mu2:.6g} <= sigma_h2 xi_1^2"
                 + (f", after {backtracks} halvings of the step" if backtracks else "")
                 + "); lower optimizer.lr, raise rbm.mu2 or set train.on_nonpd = \"backtrack\"")
-        row = {"lr": lr, "mu2": self.model.mu2, "grad_norm": norm, "backtracks": backtracks}
-        if self.K_target is not None:
-            row["kl"] = float(self.model.kl_to(self.K_target))
-        return row, eig, self.model.singular_values()
+        self.pending_backtracks += backtracks
+        row = {"lr": lr, "mu2": self.model.mu2, "grad_norm": norm, "backtracks": self.pending_backtracks}
+        if not record:
+            return row, eig, sv
+        self.pending_backtracks = 0
+        if self.K_target is not None:           # = model.kl_to(K_target), the target's pieces computed once
+            row["kl"] = float(self.model._kl(self.C_target, self._logdet_target, None, sv))
+        return row, eig, sv
 
 
 class Phi4NNTrainer:
@@ -182,7 +193,8 @@ class Phi4NNTrainer:
             local[j] = self.model.gibbs(start[c:c + 1], self.cfg.train.k, fn)[0][0]
         return allgather_rows(self.comm, local, n)
 
-    def run_epoch(self):
+    def run_epoch(self, record: bool = True):
+        """One epoch (N // batch_size updates); the free energy of the row only if `record`."""
         oc = self.cfg.optimizer
         lr = learning_rate(oc.lr, oc.schedule, self.epoch, oc.decay, oc.decay_every)
         N, B = self.data.shape[0], self.cfg.data.batch_size
@@ -206,7 +218,7 @@ class Phi4NNTrainer:
             norms.append(norm)
             self.step += 1
         self.epoch += 1
-        fe = float(np.mean(self.model.free_energy(self.data[perm[:min(N, 256)]])))
+        fe = float(np.mean(self.model.free_energy(self.data[perm[:min(N, 256)]]))) if record else np.nan
         return {"lr": lr, "grad_norm": float(np.mean(norms)), "free_energy": fe}, None, None
 
     def _project(self) -> None:

@@ -77,18 +77,28 @@ def test_bit_identical_to_one_rank(shape, w_nnn):
 
 
 @pytest.mark.mpi(min_size=4)
-def test_replicas_times_grid():
-    """2 replicas x 2 ranks: each replica equals its own 1-rank run; replicas differ."""
-    topo, field, series = _run(WORLD, (16, 16), 0.0, n_replicas=2)
-    fields = WORLD.gather(field if topo.is_grid_root else None, root=0)
-    roots = [f for f in fields or [] if f is not None]
+@pytest.mark.parametrize("w_nnn", [0.0, 0.15])
+def test_replicas_times_grid(w_nnn):
+    """R = 2 replicas x (size/2)-rank grids: every replica's field and every observable of every
+    measurement equal the 1-rank run of the same chain (Sampler(chain=k)); the replicas differ."""
+    topo, field, series = _run(WORLD, (16, 16), w_nnn, n_replicas=2)
+    assert topo.grid_comm.Get_size() == WORLD.Get_size() // 2
+    got = WORLD.gather((topo.replica, field, series) if topo.is_grid_root else None, root=0)
     if WORLD.Get_rank() == 0:
-        assert len(roots) == 2 and roots[0].tobytes() != roots[1].tobytes()
-        one = Topology(MPI.COMM_SELF, (16, 16))
-        act = PhiFourAction.perturbed(2, 2024, 0.1, w=1.0, a=1.2, b=0.2, r=0.05)
-        s = Sampler(one, act, seed=99 + 2 ** 40, delta=1.2, n_hits=2)
-        s.sweep(50)
-        assert s.gather().tobytes() == roots[0].tobytes()
+        got = sorted((g for g in got if g is not None), key=lambda g: g[0])
+        assert [g[0] for g in got] == [0, 1]
+        assert got[0][1].tobytes() != got[1][1].tobytes() and got[0][2] != got[1][2]
+        act = PhiFourAction.perturbed(2, 2024, 0.1, w=1.0, a=1.2, b=0.2, r=0.05, w_nnn=w_nnn)
+        for k, f, ser in got:
+            s = Sampler(Topology(MPI.COMM_SELF, (16, 16)), act, seed=99 + 2 ** 40, delta=1.2, n_hits=2, chain=k)
+            one = []
+            for _ in range(5):
+                s.sweep(10)
+                one.append(s.measure())
+            assert s.gather().tobytes() == f.tobytes(), f"replica {k}: field differs"
+            assert len(ser) == 5 and set(ser[0]) == {"action", "nn", "nnn", "phi1", "phi2", "phi4", "m", "abs_m",
+                                                     "acceptance"}
+            assert ser == one, f"replica {k}: observables differ"      # every key, floats compared exactly
     WORLD.Barrier()
 
 

@@ -76,3 +76,51 @@ def test_free_field_16x8_world_equals_one_rank():
     _, _, world = chain(MPI.COMM_WORLD, n)
     _, _, single = chain(MPI.COMM_SELF, n)
     assert np.array_equal(world, single)
+
+
+# ---------------------------------------------------------------------------------------------
+# 4D free field with two split axes
+
+SHAPE_4D = (4, 4, 4, 4)
+A_4D = 4.5                               # mass^2 = 2a - 2 d w = 1: <phi^2> = 0.12844280 (tests/exact.py)
+N_TUNE_4D, N_MEAS_4D, N_BINS_4D, SEED_4D = 200, 2_500, 25, 4044
+
+
+@pytest.mark.mpi(min_size=2)
+def test_free_field_4d_two_split_axes():
+    """Free field on 4^4 (w = 1, a = 4.5): <phi^2>, <S>/V and the nn piece against the exact lattice
+    propagator within 3 measured standard errors (binned, bins >= 10 tau_int). Process grid
+    [2, 2, 1, 1] on 4 ranks (two split axes: faces, edges and corners of a 4D block through the halo),
+    [2, 1, 1, 1] on 2 (or 3) ranks; every rank holds the same series."""
+    comm = MPI.COMM_WORLD
+    grid = (2, 2, 1, 1) if comm.size >= 4 else (2, 1, 1, 1)
+    sub = comm.Split(0 if comm.rank < int(np.prod(grid)) else MPI.UNDEFINED, comm.rank)
+    if sub == MPI.COMM_NULL:                 # ranks beyond the grid (e.g. the 3rd of 3) sit this one out
+        comm.Barrier()
+        return
+    topo = Topology(sub, SHAPE_4D, proc_grid=grid)
+    sampler = Sampler(topo, PhiFourAction.homogeneous(4, w=W, a=A_4D, b=0.0), seed=SEED_4D, n_hits=N_HITS)
+    sampler.tune(N_TUNE_4D, 0.5)
+    out = np.empty((N_MEAS_4D, len(KEYS)))
+    for i in range(N_MEAS_4D):
+        sampler.sweep(1)
+        m = sampler.measure()
+        out[i] = [m[k] for k in KEYS]
+    assert all(np.array_equal(o, out) for o in sub.allgather(out))
+    V = np.prod(SHAPE_4D)
+    ref = exact.free_field_moments(SHAPE_4D, A_4D, W)
+    for key, rel in (("phi2", 0.02), ("action", 0.02), ("nn", 0.05)):
+        x = out[:, KEYS.index(key)] / V
+        mean, sigma = binned_error(x, N_BINS_4D)
+        tau = tau_int_gamma(x)[0]
+        line = (f"4^4 on grid {topo.proc_grid} {key}: {mean:.6f} +- {sigma:.6f} (exact {ref[key]:.6f}, "
+                f"pull {(mean - ref[key]) / sigma:+.2f}, tau_int {tau:.2f})")
+        if sub.rank == 0:
+            print(line)
+        assert N_MEAS_4D // N_BINS_4D >= 10 * tau, line
+        assert sigma < rel * abs(ref[key]), line
+        assert abs(mean - ref[key]) < 3 * sigma, line
+    assert abs(out[:, KEYS.index("acceptance")].mean() - 0.5) < 0.1
+    topo.free()
+    sub.Free()
+    comm.Barrier()

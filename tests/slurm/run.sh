@@ -17,11 +17,15 @@
 #               requeue  jobs/sample_requeue.sbatch: SIGUSR1 mid-run (scancel --signal=USR1 --batch),
 #                        checkpoint, requeue, resume, exit 0; output bit-identical to an
 #                        uninterrupted mpirun run of the same config
+#               term     jobs/sample_requeue.sbatch: SIGTERM mid-run (scancel): checkpoint, exit 3,
+#                        CANCELLED and not requeued; resubmitted, it resumes and ends bit-identical
+#               term_mpirun  the same template with mpirun in place of srun: mpirun exits 1 on
+#                        SIGTERM, the template still reports a checkpointed stop (exit 3)
 #   5. cancels its jobs, stops its daemons by pid, prints the logs if anything failed.
 # The last line is `slurm: N passed, M failed`; exit status 0 only if nothing failed.
 #
 # Environment: VPY (venv python, default <repo>/.venv/bin/python), PQML_SLURM_BASE,
-# PQML_SLURM_CTLD_PORT / PQML_SLURM_SLURMD_PORT, PQML_SLURM_CHECKS (default "srun mpirun requeue";
+# PQML_SLURM_CTLD_PORT / PQML_SLURM_SLURMD_PORT, PQML_SLURM_CHECKS (default "srun mpirun requeue term term_mpirun";
 # also available: "timelimit", the real --signal=B:USR1@60 before a 3-minute limit, 5-10 min).
 set -euo pipefail
 
@@ -34,7 +38,7 @@ VENV_DIR=$(cd "$(dirname "$VPY")/.." && pwd)
 BASE=${PQML_SLURM_BASE:-/tmp/pqml-test-slurm}
 CTLD_PORT=${PQML_SLURM_CTLD_PORT:-16817}
 SLURMD_PORT=${PQML_SLURM_SLURMD_PORT:-16818}
-CHECKS=${PQML_SLURM_CHECKS:-srun mpirun requeue}
+CHECKS=${PQML_SLURM_CHECKS:-srun mpirun requeue term term_mpirun}
 MARK=PQML_SLURM_STATE          # environment marker carried by our daemons and job processes
 export PATH="$PATH:/usr/sbin:/sbin"
 export LC_ALL=C
@@ -327,6 +331,96 @@ dir = \"$WORK/ckpt-$name\""
 
 # SIGUSR1 sent by the harness mid-run (~10 s of sampling on 2 idle cores)
 check_requeue() { requeue_case requeue 00:10:00 60 4000 yes 300; }
+
+# wait_sampling NAME ID LOG: until the job's run is sampling (a progress line or a first checkpoint)
+wait_sampling() {
+    local name=$1 id=$2 log=$3 t0=$SECONDS
+    until grep -q '^sampling \[' "$log" 2>/dev/null || [ -n "$(ls -A "$WORK/ckpt-$name" 2>/dev/null)" ]; do
+        JOB_STATE=$(job_field "$id" JobState)
+        if is_terminal "$JOB_STATE"; then
+            say "$name: job $id ended ($JOB_STATE, exit $(job_field "$id" ExitCode)) before it was signalled"
+            show_log "$log"; return 1
+        fi
+        [ $((SECONDS - t0)) -lt 120 ] || { say "$name: no progress line after 120 s"; show_log "$log"; return 1; }
+        sleep 0.2
+    done
+}
+
+# term_case NAME LAUNCHER: SIGTERM (`scancel JOBID`; also what the time limit sends when the USR1
+# warning came too late): Slurm signals the batch shell and every task; the run checkpoints and exits
+# 3. LAUNCHER=srun: srun passes the 3 on (measured); the template does not requeue a cancelled job and
+# says how to continue; resubmitting the same script continues from the checkpoint, bit-identical to
+# an uninterrupted run. LAUNCHER=mpirun (the template's srun line replaced by mpirun, as on a Slurm
+# without PMIx): mpirun reports 1 on SIGTERM whatever the ranks return; the template must still report
+# a stopped run ("stopped by SIGTERM", exit 3), not a failure (no resubmission in this case).
+term_case() {
+    local name=$1 launcher=$2 id id2 log log2 pat t0 ref_rc want
+    local extra="save_every = 1000
+
+[checkpoint]
+every = 500
+keep = 2
+dir = \"$WORK/ckpt-$name\""
+    SHAPE="512, 512" N_SWEEPS=4000 MEASURE_EVERY=4 write_config "$WORK/$name.toml" "$WORK/$name.h5" "$extra"
+    SHAPE="512, 512" N_SWEEPS=4000 MEASURE_EVERY=4 write_config "$WORK/$name-ref.toml" "$WORK/$name-ref.h5" \
+        "${extra//ckpt-$name/ckpt-$name-ref}"
+    render sample_requeue.sbatch "$JOBS/$name.sbatch" --set "CONFIG=$WORK/$name.toml" --set NTASKS_PER_NODE=2 \
+        --set TIME=00:10:00 --set SIGNAL_SECONDS=60 --set "JOB_NAME=pqml-$name"
+    want='run checkpointed \(exit 3\) after SIGTERM; not requeued' stopped='stopped by signal at sweep'
+    if [ "$launcher" = mpirun ]; then
+        # mpirun stops forwarding the ranks' output once it handles SIGTERM ("quiet" abort): the
+        # run's last lines may be lost, its checkpoint is checked below instead
+        stopped='SIGTERM: job cancelled or out of time'
+
+        sed -i 's|^srun --mpi=pmix --cpus-per-task=1 --cpu-bind=cores \\$|mpirun --mca odls_base_sigkill_timeout 10 \\|' \
+            "$JOBS/$name.sbatch"
+        grep -q '^mpirun --mca odls_base_sigkill_timeout 10 ' "$JOBS/$name.sbatch" \
+            || { say "$name: cannot swap srun for mpirun in the rendered template"; return 1; }
+        want='run stopped by SIGTERM \(launcher exit 1\); not requeued'
+    fi
+    id=$(submit "$JOBS/$name.sbatch")
+    log=$JOBS/pqml-$name-$id.out
+    say "$name: submitted job $id ($launcher)"
+    wait_sampling "$name" "$id" "$log"
+    say "$name: job $id is sampling; scancel (SIGTERM to the batch shell and the tasks)"
+    timeout 15 scancel "$id"
+    wait_job_end "$id" 120 0 || { show_log "$log"; return 1; }
+    say "$name: job $id $JOB_STATE, exit code $JOB_EXIT, restarts $JOB_RESTARTS"
+    [ "${JOB_RESTARTS:-0}" = 0 ] || { say "$name: a cancelled job was requeued"; show_log "$log"; return 1; }
+    [ "$JOB_EXIT" = "3:0" ] || { say "$name: job exit code $JOB_EXIT, want 3:0"; show_log "$log"; return 1; }
+    for pat in 'SIGTERM: job cancelled or out of time' "$stopped" "$want"; do
+        grep -Eq -- "$pat" "$log" || { say "$name: the job log has no line matching /$pat/"; show_log "$log"; return 1; }
+    done
+    # the stop checkpoint: not at a sweep of the schedule (n_therm + k * every = 520, 1020, ...)
+    [ -n "$(find "$WORK/ckpt-$name" -name 'ckpt-*.h5' ! -name 'ckpt-*[05]20.h5' 2>/dev/null)" ] \
+        || { say "$name: no checkpoint written on SIGTERM"; ls -l "$WORK/ckpt-$name"; return 1; }
+    [ -z "$(find "$WORK/ckpt-$name" -name '*.tmp' 2>/dev/null)" ] || { say "$name: a .tmp is left"; return 1; }
+    grep -E '^requeue-job |stopped by signal at' "$log" | sed 's/^/    /' || true
+    [ "$launcher" = srun ] || return 0
+
+    t0=$SECONDS
+    ( cd "$WORK" && exec env "$MARK=$STATE" NUMBA_CACHE_DIR="${NUMBA_CACHE_DIR:-$WORK/numba-reference}" \
+        timeout 400 mpirun --allow-run-as-root --oversubscribe -n 2 \
+        "$VPY" -m mpi4py -m parallel_qftml sample "$WORK/$name-ref.toml" ) > "$WORK/$name-ref.log" 2>&1 9>&- &
+    REF_PID=$!
+    trap 'kill -TERM "$REF_PID" 2>/dev/null || true' EXIT
+    id2=$(submit "$JOBS/$name.sbatch")
+    log2=$JOBS/pqml-$name-$id2.out
+    say "$name: resubmitted as job $id2"
+    wait_job_end "$id2" 300 0 || { show_log "$log2"; return 1; }
+    say "$name: job $id2 $JOB_STATE, exit code $JOB_EXIT"
+    [ "$JOB_STATE" = COMPLETED ] && [ "$JOB_EXIT" = "0:0" ] || { show_log "$log2"; return 1; }
+    grep -q 'resuming from' "$log2" || { say "$name: job $id2 did not resume"; show_log "$log2"; return 1; }
+    ref_rc=0
+    wait "$REF_PID" || ref_rc=$?
+    trap - EXIT
+    say "$name: reference run exit $ref_rc after $((SECONDS - t0)) s"
+    [ "$ref_rc" = 0 ] || { show_log "$WORK/$name-ref.log"; return 1; }
+    check_h5 complete "$WORK/$name.h5"
+    check_h5 same "$WORK/$name.h5" "$WORK/$name-ref.h5" configs
+}
+check_term() { term_case term srun; }
+check_term_mpirun() { term_case term-mpirun mpirun; }
 
 # Optional (not in the default list; 5-10 min): the real `#SBATCH --signal=B:USR1@60` with a
 # 3-minute limit; Slurm signals 60-120 s after the start, so the run must take longer than that.

@@ -2,6 +2,7 @@
 
 Serial test that launches ``mpirun -n 2 python -m mpi4py -m parallel_qftml sample`` itself
 (nesting mpirun inside an mpirun-launched pytest is fragile). The test hook PQML_TEST_RAISE_ON_RANK=1
+(honoured with PQML_DEBUG_HOOKS=1, parallel_qftml/debughooks.py)
 raises RuntimeError on rank 1 right after the topology is built, while rank 0 goes on into
 collective calls.
 """
@@ -45,7 +46,7 @@ def test_exception_on_one_rank_aborts_job(tmp_path):
     if os.geteuid() == 0:
         cmd.append("--allow-run-as-root")
     cmd += [sys.executable, "-m", "mpi4py", "-m", "parallel_qftml", "sample", "cfg.toml"]
-    env = dict(os.environ, PYTHONPATH=str(REPO), PQML_TEST_RAISE_ON_RANK="1",
+    env = dict(os.environ, PYTHONPATH=str(REPO), PQML_TEST_RAISE_ON_RANK="1", PQML_DEBUG_HOOKS="1",
                OMPI_MCA_btl_vader_single_copy_mechanism="none")
     t0 = time.monotonic()
     r = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)

@@ -86,12 +86,35 @@ def test_target_parsing():
     assert g == {"nn": -1.0, "phi2": 1.52425, "phi4": 0.175, "nnn": -1.0, "i_phi2": 0.15}
     term, grid = parse_scan("nnn=-1.05:-0.8:6")
     assert term == "nnn" and grid.tolist() == pytest.approx([-1.05, -1.0, -0.95, -0.9, -0.85, -0.8])
-    obs = {k: np.array([1.0, 2.0]) for k in ("nn", "phi2", "phi4", "nnn", "phi1")}
-    a = target_action(g, obs)
-    np.testing.assert_allclose(a, (-1 + 1.52425 + 0.175 - 1) * obs["nn"] + 0.15j * obs["phi2"])
+    # every piece different, so a coefficient on the wrong piece shows
+    obs = {k: np.array([1.0, 2.0]) * (j + 1) + 0.1 * j ** 2
+           for j, k in enumerate(("nn", "phi2", "phi4", "nnn", "phi1"))}
+    a = target_action({**g, "phi": 0.3}, obs)
+    np.testing.assert_allclose(a, -obs["nn"] + 1.52425 * obs["phi2"] + 0.175 * obs["phi4"] - obs["nnn"]
+                               + 0.3 * obs["phi1"] + 0.15j * obs["phi2"], rtol=1e-15)
     for bad in ("xx=1", "nn", "nn=abc", ""):
         with pytest.raises(ValueError):
             parse_couplings(bad)
     for bad in ("i_phi2=0:1:3", "nnn=0:1", "foo=0:1:3"):
         with pytest.raises(ValueError):
             parse_scan(bad)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("complex_target", [False, True])
+def test_target_action_equals_the_package(seed, complex_target):
+    """analysis/ keeps its own A' (it may not import parallel_qftml); it must equal
+    parallel_qftml.models.action.TargetAction.evaluate term by term: random coefficients for every term,
+    every piece a different random series (equal pieces would let swapped coefficients pass)."""
+    from parallel_qftml.models.action import TargetAction
+    rng = np.random.default_rng(seed)
+    g = {k: float(rng.uniform(-2, 2)) for k in ("nn", "phi2", "phi4", "nnn", "phi")}
+    if complex_target:
+        g["i_phi2"] = float(rng.uniform(0.05, 1))
+    obs = {k: rng.normal(10 * j, 1 + j, 50) for j, k in enumerate(("nn", "phi2", "phi4", "nnn", "phi1"))}
+    got = target_action(g, obs)
+    ref = np.array([TargetAction(g).evaluate({k: float(v[i]) for k, v in obs.items()}) for i in range(50)])
+    assert np.iscomplexobj(ref) == complex_target
+    np.testing.assert_allclose(got, ref, rtol=1e-13, atol=1e-13)
+    for drop in g:                                                 # and every term matters
+        assert not np.allclose(target_action({**g, drop: 0.0}, obs), ref)

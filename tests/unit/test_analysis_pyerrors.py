@@ -80,6 +80,8 @@ def test_gamma_method_agrees_with_pyerrors(rho, S):
     tau0 = o.e_n_tauint["ens"][w]                                # pyerrors' tau_int(W) before correction
     assert tau == pytest.approx(tau0 * (1 + (2 * w + 1) / N) / (1 + 2 * tau0 / N), rel=1e-10)
     assert abs(tau / o.e_tauint["ens"] - 1) < 2 * tau / N
+    print(f"AR(1) rho={rho} S={S}: W {w} (pyerrors {o.e_windowsize['ens']}), error vs pyerrors' dvalue: "
+          f"relative difference {err / o.dvalue - 1:+.1e}")
     assert err == pytest.approx(o.dvalue, rel=1e-10)
     assert mean == pytest.approx(o.value, rel=1e-12) and binned_error(x, 32)[0] == pytest.approx(o.value, rel=1e-12)
     # d_tau = 2 tau sqrt((W + 1/2 - tau)/N): pyerrors evaluates it with tau_0, we with the corrected tau

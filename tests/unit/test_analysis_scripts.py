@@ -2,6 +2,7 @@
 run made here with `python -m parallel_qftml sample` (1 process), and their handling of bad input files
 (pqml_analysis.files): one line `<script>: error: <file>: ...` and exit code 2; outputs kept without --force."""
 import importlib.util
+import re
 import shutil
 import subprocess
 import sys
@@ -198,3 +199,51 @@ def test_scripts_never_import_mpi4py_or_the_package(small_run, tmp_path):
             "assert not bad, bad\n")
     r = run(tmp_path, "-c", code, small_run, tmp_path)
     assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("name", ["nnn", "action", "m"])
+def test_non_finite_observables_are_refused(small_run, tmp_path, capsys, name):
+    """A NaN in an observable that the reweighting uses: reweight_scan.py and report.py refuse the file
+    with the same one-line error (files.finite_series), exit 2, nothing written (before: reweight_scan
+    printed nan in every row with the verdict 'reliable')."""
+    p = tmp_path / "nan.h5"
+    shutil.copy(small_run, p)
+    with h5py.File(p, "r+") as f:
+        f["observables"][name][7, 0] = float("nan")
+    out = tmp_path / "out"
+    for prog, argv in (("reweight_scan.py", [str(p), "--target", TARGET, "--scan", "nnn=-1.05:-0.95:3",
+                                             "--out", str(out / "rw")]),
+                       ("report.py", [str(p), "--out", str(out), "--obs", "abs_m", "--target", TARGET,
+                                      "--scan", "nnn=-1.05:-0.95:3"])):
+        assert script(prog).main(argv) == 2, prog
+        line = one_error_line(capsys.readouterr().err, prog, str(p))
+        assert f"{name!r} has 1 non-finite" in line, line
+    assert not out.exists()
+
+
+def test_report_labels_lattice_sums_and_susceptibilities(small_run, tmp_path):
+    """Each observable row names its formula; the lattice sums are also given per site (÷ V = 16), m and
+    |m| are per site already; χ₂ = V(⟨m²⟩ − ⟨m⟩²) is named as the papers' χ₂, apart from the
+    |m|-susceptibility (before: `phi2 22.3` with no hint that it is a lattice sum, χ_m unnamed)."""
+    sys.path.insert(0, str(ANALYSIS))
+    from pqml_analysis import binned_error, load_run, susceptibility
+    out = tmp_path / "rep"
+    assert script("report.py").main([str(small_run), "--out", str(out), "--obs", "phi2,m,acceptance",
+                                     "--bins", "10"]) == 0
+    md = (out / "report.md").read_text()
+    cells = lambda r: [c.strip() for c in re.split(r"(?<!\\)\|", r)[1:-1]]     # split at unescaped |
+    rows = {cells(r)[0]: cells(r) for r in md.splitlines() if r.startswith("| ")}
+    run = load_run(small_run)
+    phi2 = run["observables"]["phi2"][:, 0]
+    mean, err = binned_error(phi2, 10)
+    rep = script("report.py")
+    assert rows["phi2"][1] == "Σ_x φ_x²" and rows["phi2"][2] == rep.fmt(mean, err)
+    assert rows["phi2"][3] == rep.fmt(mean / 16, err / 16) and 0.1 < mean / 16 < 10     # per site
+    assert rows["m"][1] == "m = Σ_x φ_x / V" and rows["m"][3] == "—"                    # per site already
+    assert rows["acceptance"][3] == "—"
+    m = run["observables"]["m"][:, 0]
+    chi2 = [v for k, v in rows.items() if k.startswith("χ₂ = V(⟨m²⟩ − ⟨m⟩²)")]
+    assert len(chi2) == 1 and "papers' χ₂" in md
+    assert chi2[0][1] == rep.fmt(*susceptibility(m, 16, 10, absolute=False))
+    chi_abs = [v for k, v in rows.items() if k.startswith("χ_\\|m\\| = V(⟨m²⟩ − ⟨\\|m\\|⟩²)")]
+    assert len(chi_abs) == 1 and chi_abs[0][1] == rep.fmt(*susceptibility(m, 16, 10))

@@ -252,7 +252,7 @@ class _FakeAction:
     @classmethod
     def _rec(cls, name, *a, **k):
         cls.calls.append((name, a, k))
-        return name
+        return types.SimpleNamespace(name=name, check_bounded=lambda shape: None)   # (tests/unit/test_bounded.py)
 
     homogeneous = classmethod(lambda cls, *a, **k: cls._rec("homogeneous", *a, **k))
     perturbed = classmethod(lambda cls, *a, **k: cls._rec("perturbed", *a, **k))
@@ -282,6 +282,15 @@ def test_to_action_calls_documented_constructors(fake_action):
     ]
 
 
-@pytest.mark.parametrize("name", ["demo", "example_3d", "target_a4"])
-def test_to_action_real(name):
-    load_config(REPO / "jobs" / "configs" / f"{name}.toml").to_action()
+@pytest.mark.parametrize("name, expect", [
+    ("demo", dict(ndim=2, w=(1.0, 1.0), a=1.52425, b=0.175, r=0.0, w_nnn=0.0)),
+    # kind = "lattice", kappa = 1, mu2 = -2.5, lam = 1 in 3D: w = kappa, a = (mu2 + 2 d kappa)/2, b = lam/4
+    ("example_3d", dict(ndim=3, w=(1.0, 1.0, 1.0), a=1.75, b=0.25, r=0.0, w_nnn=0.0)),
+    # kind = "target", g = {nn = -1, phi2 = 1.52425, phi4 = 0.175, nnn = -1}: w = -g_nn, w_nnn = -g_nnn
+    ("target_a4", dict(ndim=2, w=(1.0, 1.0), a=1.52425, b=0.175, r=0.0, w_nnn=1.0)),
+])
+def test_to_action_real(name, expect):
+    """The shipped configs give the real PhiFourAction with the couplings their [action] tables state."""
+    act = load_config(REPO / "jobs" / "configs" / f"{name}.toml").to_action()
+    got = {k: getattr(act, k) for k in expect}
+    assert got == expect and act.spread == 0.0

@@ -53,8 +53,35 @@ def test_yardstick_debug_initial_state():
     assert s.interior()[0, 0] == 0.029435453247377286
 
 
-def test_checksum_matches_spec_on_zero_field():
-    assert checksum(np.zeros((2, 2))) == checksum(np.zeros(4))
+def _spec_checksum(field):
+    """The yardstick spec, vectorised in uint64 (independent of bench.checksum's Python-int loop):
+    XOR over i of splitmix64-finaliser(bits(phi_i) + 0x9E3779B97F4A7C15 * i mod 2^64)."""
+    z = np.ascontiguousarray(field, dtype=np.float64).ravel().view(np.uint64).copy()
+    with np.errstate(over="ignore"):
+        z += np.uint64(0x9E3779B97F4A7C15) * np.arange(z.size, dtype=np.uint64)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return f"{int(np.bitwise_xor.reduce(z ^ (z >> np.uint64(31)))):016x}"
+
+
+def test_checksum_follows_the_spec():
+    """bench.checksum equals an independent implementation of the spec on a random 6x4 field, and it
+    sees what it must: the order of the sites, the sign of zero, one bit of one value."""
+    phi = np.random.default_rng(3).standard_normal((6, 4))
+    ref = checksum(phi)
+    assert ref == _spec_checksum(phi) and len(ref) == 16
+    swapped = phi.copy()
+    swapped[0, 0], swapped[2, 3] = phi[2, 3], phi[0, 0]
+    flipped = phi.copy()
+    flipped.view(np.uint64)[1, 1] ^= np.uint64(1)                 # last bit of one mantissa
+    zeros = np.zeros(8)
+    negzero = zeros.copy()
+    negzero[5] = -0.0
+    for other in (swapped, flipped, phi.T, negzero):
+        assert checksum(other) == _spec_checksum(other) and checksum(other) != ref
+    assert checksum(zeros) != checksum(negzero)
+    # the value of the zero field follows from the spec by hand: bits(0.0) = 0, so term i = mix64(golden * i)
+    assert checksum(np.zeros(1)) == "0000000000000000"            # mix64(0) = 0
 
 
 @pytest.mark.parametrize("shape,grid,msg", [
@@ -105,7 +132,7 @@ def test_inhomogeneous_arrays_equal_perturbed_couplings():
     """Explicit global coupling arrays reproduce the keyed (perturbed) couplings bit for bit."""
     from parallel_qftml.sampler import Sampler
     topo = Topology(MPI.COMM_SELF, (8, 6))
-    s1 = Sampler(topo, PhiFourAction.perturbed(2, 5, 0.2, r=0.1, w_nnn=0.05), seed=5)
+    s1 = Sampler(topo, PhiFourAction.perturbed(2, 5, 0.2, b=0.3, r=0.1, w_nnn=0.05), seed=5)
     w = np.stack([_interior(s1, s1.w[mu]) for mu in range(2)])
     act = PhiFourAction.inhomogeneous(w, _interior(s1, s1.a), _interior(s1, s1.b), _interior(s1, s1.r), 0.05)
     s2 = Sampler(topo, act, seed=5)

@@ -123,8 +123,8 @@ def test_unwritable_or_full_disk_is_refused_before_sampling(tmp_path):
     cfg.write_text(CONFIG.format(path="/etc/hostname/run.h5"))
     r = subprocess.run(pqml_cmd(1, "sample", cfg), capture_output=True, text=True, env=env(), timeout=120)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "not writable" in r.stderr
-    big = CONFIG.format(path=tmp_path / "big.h5").replace("[64, 32]", "[65536, 65536]").replace(
-        "n_sweeps = 10000", "n_sweeps = 1000000")
+    big = CONFIG.format(path=tmp_path / "big.h5").replace("[64, 32]", "[1024, 1024]").replace(
+        "n_sweeps = 10000", "n_sweeps = 10000000")    # fits in memory; 5e5 saved 8 MiB configurations: 4 TB
     cfg.write_text(big)
     r = subprocess.run(pqml_cmd(1, "sample", cfg), capture_output=True, text=True, env=env(), timeout=120)
     assert r.returncode == 2 and "not enough disk space" in r.stderr and r.stderr.count("\n") == 1

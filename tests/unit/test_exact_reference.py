@@ -179,3 +179,38 @@ def test_quadrature_doubling():
     q96 = exact.quadrature_moments((2, 2), n_points=96, **pars)
     for key in ("phi1", "phi2", "phi4", "nn", "nnn", "action"):
         assert q48[key] == pytest.approx(q96[key], rel=1e-9, abs=1e-12), key
+
+
+@pytest.mark.parametrize("w,a,r,w_nnn", [(0.5, 4.0, 0.2, 0.3), (-0.4, 3.5, -0.3, 0.35), (1.0, 7.0, 0.5, 0.6)])
+def test_cube_b0_equals_gaussian(w, a, r, w_nnn):
+    """exact.cube_moments (2x2x2, nn + nnn, reduced by parity and Hubbard-Stratonovich) against the
+    site-by-site matrix M at b = 0: an independent route through every piece of the reduction."""
+    g = gaussian_moments((2, 2, 2), a, w, r, w_nnn)
+    c = exact.cube_moments(w=w, a=a, b=0.0, r=r, w_nnn=w_nnn, cutoff=g["m_max"] + 10.0 * g["sigma_max"])
+    for key in ("phi1", "phi2", "phi4", "nn", "nnn", "action"):
+        assert c[key] == pytest.approx(g[key], rel=1e-12, abs=1e-13), key
+
+
+CUBE_CASES = {             # the 2x2x2 cases of tests/unit/test_physics_exact.py, with the reference values
+    "ferro_r": (dict(w=0.5, a=2.6, b=0.5, r=0.2, w_nnn=0.3),
+                dict(action=0.16954967911776, nn=1.31087295175245, nnn=2.64264920401353, phi2=0.550944459613449,
+                     phi4=0.564150641978371, m=-0.483749998930543)),
+    "antiferro": (dict(w=-0.4, a=1.5, b=0.5, r=0.0, w_nnn=0.35),
+                  dict(action=-1.08241850873799, nn=-4.62537011782767, nnn=9.28056977503981, phi2=1.62234030061269,
+                       phi4=3.16483701747597, m=0.0)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CUBE_CASES))
+def test_cube_converged_and_pinned(case):
+    pars, pinned = CUBE_CASES[case]
+    c = exact.cube_moments(**pars)
+    coarse = exact.cube_moments(n_inner=120, n_outer=320, **pars)
+    wide = exact.cube_moments(tail=70.0, **pars)                       # larger box
+    for key in ("phi1", "phi2", "phi4", "nn", "nnn", "action"):
+        assert coarse[key] == pytest.approx(c[key], rel=1e-11, abs=1e-13), key
+        assert wide[key] == pytest.approx(c[key], rel=1e-11, abs=1e-13), key
+    for key, value in pinned.items():
+        assert c[key] == pytest.approx(value, rel=1e-11, abs=1e-13), key
+    with pytest.raises(ValueError, match="Hubbard"):
+        exact.cube_moments(w=1.0, w_nnn=0.4)                          # 2 w_nnn <= |w|

@@ -195,3 +195,34 @@ def test_rbm_data_of_wrong_shape(tmp_path):
     r = run(1, tmp_path, "w.toml")
     assert r.returncode == 2 and "shape" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "w.h5").exists()
+
+
+def test_rows_every_save_every_epochs(tmp_path):
+    """output.save_every = 7: the rows are those of a per-epoch run at epochs 7, 14, ... (spectrum, KL
+    bit-identical), /rbm/backtracks sums the halvings since the previous row, also across a checkpoint
+    at a non-row epoch (epoch 40, pending halvings kept in the checkpoint): 2 ranks to epoch 40, resumed on
+    1 rank to 60 == uninterrupted."""
+    text = (CONFIG.format(path="{path}").replace("lr = 0.01", "lr = 30.0").replace('kind = "adam"', 'kind = "sgd"')
+            .replace("learn_mu2 = true", "learn_mu2 = false")
+            .replace("k = 2", 'k = 2\ngradient = "exact"\non_nonpd = "backtrack"'))
+    (tmp_path / "all.toml").write_text(text.format(path="all.h5"))
+    assert run(1, tmp_path, "all.toml").returncode == 0
+    every = text.replace("progress = false", "progress = false\nsave_every = 7")
+    (tmp_path / "ref.toml").write_text(every.format(path="ref.h5"))
+    assert run(1, tmp_path, "ref.toml").returncode == 0
+    full, ref = read_h5(tmp_path / "all.h5"), read_h5(tmp_path / "ref.h5")
+    rows = np.arange(7, 61, 7)
+    assert np.array_equal(ref["rbm/epoch"], rows)
+    for k in ("eigenvalues", "singular_values", "kl", "mu2", "lr", "grad_norm"):
+        assert np.array_equal(ref[f"rbm/{k}"], full[f"rbm/{k}"][rows - 1]), k
+    bt = np.add.reduceat(full["rbm/backtracks"][:56], np.arange(0, 56, 7))
+    assert np.array_equal(ref["rbm/backtracks"], bt) and bt.sum() > 0
+    assert full["rbm/backtracks"][35:40].sum() > 0          # halvings pending at the checkpoint of epoch 40
+    (tmp_path / "run.toml").write_text(every.format(path="run.h5"))
+    assert run(2, tmp_path, "run.toml", "--set", "train.epochs=40").returncode == 0
+    r = run(1, tmp_path, "run.toml", "--resume")
+    assert r.returncode == 0, r.stderr
+    out = read_h5(tmp_path / "run.h5")
+    assert sorted(out) == sorted(ref)
+    for k in ref:
+        assert np.array_equal(out[k], ref[k], equal_nan=True), k

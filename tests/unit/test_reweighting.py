@@ -87,3 +87,15 @@ def test_reweighting_in_g4_agrees_with_direct_simulation():
     # the reweighting moved the value by many errors: the test can tell the two couplings apart
     plain, plain_err = binned_error(base[:, 0], 20)
     assert abs(plain - mean) > 5 * np.hypot(plain_err, err)
+
+
+@pytest.mark.parametrize("where", ["action", "observable"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_input_is_never_reliable(x, where, bad):
+    """A NaN or inf in dA or O (a damaged file) gives the verdict unreliable, naming the cause
+    (before: NaN compares False with every threshold, so the verdict was 'reliable')."""
+    d, o = 0.1 * x ** 2, x ** 2
+    (d if where == "action" else o)[123] = bad
+    for dd in (d, d + 0.2j * x):                                   # real and complex targets
+        r = reweight(dd, o)
+        assert not r.reliable and "non-finite" in r.reason, r
