@@ -83,6 +83,7 @@ def _run_learn(cfg, comm, resume: bool, force: bool, hooks) -> int:
 
     from .io.dataset import load_blocks
     from .io.learn_checkpoint import load_latest_learn, write_learn_checkpoint
+    from .io.checkpoint import pending_checkpoint
     from .io import schema as S
     from .io.learn_output import LearnFile
     from .learning.trainer import DivergenceError, Trainer
@@ -131,10 +132,11 @@ def _run_learn(cfg, comm, resume: bool, force: bool, hooks) -> int:
     def checkpoint():
         if last[1] == tr.epoch:
             return
-        out.write_couplings(tr.geom, tr.params["w"], site())
-        out.flush()
-        last[0] = write_learn_checkpoint(cfg.checkpoint_dir, tr, out.n_rows, out.n_snap, cfg.physics_sha256,
-                                         cfg.text, cc.keep, run_id)
+        with pending_checkpoint(cfg.checkpoint_dir, tr.epoch, run_id, comm):
+            out.write_couplings(tr.geom, tr.params["w"], site())
+            out.flush()
+            last[0] = write_learn_checkpoint(cfg.checkpoint_dir, tr, out.n_rows, out.n_snap, cfg.physics_sha256,
+                                             cfg.text, cc.keep, run_id)
         last[1] = tr.epoch
         log.info(f"checkpoint {last[0]} (epoch {tr.epoch})")
 

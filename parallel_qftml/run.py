@@ -109,7 +109,7 @@ def _run_sample(cfg: RunConfig, comm, resume: bool, force: bool) -> int:
     check_memory(sample_memory(cfg, comm.Get_size(), comm.Get_rank()), comm, "this sampling run")
     check_space(cfg.output.path, sample_bytes(cfg), comm)
 
-    from .io.checkpoint import load_latest, write_checkpoint
+    from .io.checkpoint import load_latest, pending_checkpoint, write_checkpoint
     from .io.output import RunFile
     from .parallel.topology import Topology
     from .sampler import TUNE_BLOCK, Sampler
@@ -160,9 +160,10 @@ def _run_sample(cfg: RunConfig, comm, resume: bool, force: bool) -> int:
     def checkpoint():
         if last[0] == sampler.sweep_count:
             return
-        out.flush()
-        path = write_checkpoint(cfg.checkpoint_dir, sampler, replica_values(topo, sampler.delta, False),
-                                out.n_meas, out.n_saved, cfg.physics_sha256, cfg.text, cc.keep, run_id)
+        with pending_checkpoint(cfg.checkpoint_dir, sampler.sweep_count, run_id, comm):
+            out.flush()
+            path = write_checkpoint(cfg.checkpoint_dir, sampler, replica_values(topo, sampler.delta, False),
+                                    out.n_meas, out.n_saved, cfg.physics_sha256, cfg.text, cc.keep, run_id)
         last[0] = sampler.sweep_count
         log.info(f"checkpoint {path} (sweep {sampler.sweep_count})")
 

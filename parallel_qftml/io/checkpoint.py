@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import glob
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -65,6 +66,31 @@ def tmp_path(path: str, run_id: str) -> str:
 def checkpoint_files(directory: str) -> list:
     """Every file of `directory` named like a checkpoint or a checkpoint's temporary, sorted."""
     return sorted(glob.glob(os.path.join(directory, f"{S.CKPT_PREFIX}*{S.CKPT_SUFFIX}*")))
+
+
+@contextmanager
+def pending_checkpoint(directory: str, step: int, run_id: str, comm):
+    """Wrap a driver's flush of its output and the write of the checkpoint at `step` (every rank): rank 0
+    first creates that checkpoint's empty temporary, so that from the moment the output file holds rows
+    beyond the last complete checkpoint a leftover of this run says so (lifecycle.restart_check: a run
+    killed between the flush and the rename restarts afresh instead of being refused). The checkpoint
+    writer overwrites the temporary and renames it into place; if the body fails (a write error), the
+    rank that saw it deletes the temporary, so none is left behind."""
+    tmp = tmp_path(checkpoint_path(directory, step), run_id)
+    if comm.Get_rank() == 0:
+        try:
+            os.makedirs(directory, exist_ok=True)
+            open(tmp, "ab").close()
+        except OSError as e:
+            raise WriteError(tmp, e) from e
+    try:
+        yield
+    except BaseException:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def own_temporaries(directory: str, run_id: str) -> list:

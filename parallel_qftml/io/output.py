@@ -20,6 +20,9 @@ from .. import debughooks
 from .h5file import SharedH5
 
 
+ROW_BLOCK = 4096   # measurement rows buffered before a block write (RunFile.append_observables)
+
+
 def check_output_path(path: str | os.PathLike, overwrite: bool) -> None:
     """Raise ``OutputError`` if ``path`` cannot be (over)written; creates nothing."""
     p = Path(path)
@@ -87,6 +90,7 @@ class RunFile:
     def __init__(self, h5: SharedH5, topo, n_meas: int, n_saved: int):
         self.h5, self.topo = h5, topo
         self.n_meas, self.n_saved = n_meas, n_saved
+        self._rows, self._n_written = [], n_meas     # buffered measurement rows (world rank 0 holds them)
         self.R = topo.n_replicas
         self.shape = tuple(topo.shape)
         if h5.f is not None:
@@ -164,16 +168,32 @@ class RunFile:
         self.h5.set_attrs(**attrs)
 
     def append_observables(self, sweep: int, values: Mapping[str, np.ndarray] | None):
-        """One measurement; `values` (name -> array(n_replicas)) is needed on world rank 0 only."""
-        n = self.n_meas + 1
+        """One measurement; `values` (name -> array(n_replicas)) is needed on world rank 0 only. Rows are
+        buffered in memory and written as one block every ROW_BLOCK rows and at flush() / close(): the
+        same bytes as row by row, and the same crash safety (the file is flushed only before a
+        checkpoint, so a killed run's file is that of its last checkpoint either way)."""
+        if self.h5.root:
+            self._rows.append((int(sweep), [np.asarray(values[name], dtype=np.float64).reshape(self.R)
+                                            for name in S.OBSERVABLE_NAMES]))
+        self.n_meas += 1
+        if self.n_meas - self._n_written >= ROW_BLOCK:
+            self._write_rows()
+
+    def _write_rows(self):
+        """Write the buffered rows (every rank: the resizes are collective metadata operations)."""
+        n0, n = self._n_written, self.n_meas
+        if n == n0:
+            return
         for name in S.OBSERVABLE_NAMES + (S.SWEEP,):
             self.h5.resize(f"{S.OBSERVABLES}/{name}", n)
-        self.h5.write_root(f"{S.OBSERVABLES}/{S.SWEEP}", n - 1, sweep)
         if self.h5.root:
-            for name in S.OBSERVABLE_NAMES:
-                self.h5.write_root(f"{S.OBSERVABLES}/{name}", n - 1,
-                                   np.asarray(values[name], dtype=np.float64).reshape(self.R))
-        self.n_meas = n
+            rows = self._rows
+            self.h5.write_root(f"{S.OBSERVABLES}/{S.SWEEP}", slice(n0, n),
+                               np.array([r[0] for r in rows], dtype=np.int64))
+            for k, name in enumerate(S.OBSERVABLE_NAMES):
+                self.h5.write_root(f"{S.OBSERVABLES}/{name}", slice(n0, n), np.stack([r[1][k] for r in rows]))
+        self._rows = []
+        self._n_written = n
 
     def save_config(self, sweep: int, sampler):
         """Append the current configuration of every replica (each rank writes its block)."""
@@ -188,9 +208,11 @@ class RunFile:
         self.n_saved = n
 
     def flush(self):
+        self._write_rows()
         self.h5.flush()
 
     def close(self, complete: bool):
+        self._write_rows()
         self.h5.set_attrs(**{S.ATTR_COMPLETE: bool(complete)})
         self.h5.close()
 

@@ -26,6 +26,7 @@ def run_rbm(cfg, comm, resume: bool = False, force: bool = False) -> int:
 def _run_rbm(cfg, comm, resume: bool, force: bool) -> int:
     from ..io.dataset import load_rows
     from ..io.rbm_output import RBMFile, load_rbm_checkpoint, write_rbm_checkpoint
+    from ..io.checkpoint import pending_checkpoint
     from ..lifecycle import check_outputs, check_resume, clear_checkpoints, output_run_id, restart_check
     from ..run import run_metadata
     from .trainer import Phi4NNTrainer, RBMTrainer
@@ -84,11 +85,13 @@ def _run_rbm(cfg, comm, resume: bool, force: bool) -> int:
     def checkpoint():
         if last[0] == tr.epoch:
             return
-        n_rows = out.flush(*params_and_attrs())
-        p = write_rbm_checkpoint(cfg.checkpoint_dir, comm, tr.epoch, state_arrays(),
-                                 {"optimizer_t": tr.opt.t, "n_rows": bcast(n_rows, comm), "step": getattr(tr, "step", 0),
-                                  "pending_backtracks": getattr(tr, "pending_backtracks", 0),
-                                  "physics_sha256": cfg.physics_sha256, "run_id": run_id}, cfg.checkpoint.keep)
+        with pending_checkpoint(cfg.checkpoint_dir, tr.epoch, run_id, comm):
+            n_rows = out.flush(*params_and_attrs())
+            p = write_rbm_checkpoint(cfg.checkpoint_dir, comm, tr.epoch, state_arrays(),
+                                     {"optimizer_t": tr.opt.t, "n_rows": bcast(n_rows, comm),
+                                      "step": getattr(tr, "step", 0),
+                                      "pending_backtracks": getattr(tr, "pending_backtracks", 0),
+                                      "physics_sha256": cfg.physics_sha256, "run_id": run_id}, cfg.checkpoint.keep)
         last[0] = tr.epoch
         log.info(f"checkpoint {p} (epoch {tr.epoch})")
 
