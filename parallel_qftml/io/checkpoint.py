@@ -74,7 +74,7 @@ def pending_checkpoint(directory: str, step: int, run_id: str, comm):
     first creates that checkpoint's empty temporary, so that from the moment the output file holds rows
     beyond the last complete checkpoint a leftover of this run says so (lifecycle.restart_check: a run
     killed between the flush and the rename restarts afresh instead of being refused). The checkpoint
-    writer overwrites the temporary and renames it into place; if the body fails (a write error), the
+    writer overwrites the temporary and renames it into place; if a write fails (WriteError), the
     rank that saw it deletes the temporary, so none is left behind."""
     tmp = tmp_path(checkpoint_path(directory, step), run_id)
     if comm.Get_rank() == 0:
@@ -85,7 +85,10 @@ def pending_checkpoint(directory: str, step: int, run_id: str, comm):
             raise WriteError(tmp, e) from e
     try:
         yield
-    except BaseException:
+    except WriteError:
+        # only a failed write (the CLI then ends the job): any other exception, e.g. an MPI error because
+        # a peer rank was killed while this one waited in a collective, must leave the temporary, which
+        # is what tells --resume that the flushed rows belong to an unfinished checkpoint
         try:
             os.remove(tmp)
         except OSError:

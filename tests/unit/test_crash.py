@@ -76,19 +76,17 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(tmp_path, refere
     out = tmp_path / "run.h5"
     cfg.write_text(CONFIG.format(path=out))
     rng = np.random.default_rng(20261123)
-    # "start-up": a random moment of the first ~1.5 s (imports, file creation, tuning); "random": a
-    # random moment of the first second after the run's first checkpoint line, i.e. while sampling,
-    # measuring and writing (timed from the run's own progress, not from a guess of its duration, so
-    # that the kill lands before the end on a fast machine too: the whole run takes ~4 s here)
-    kills = ["start-up", "checkpoint", "random", "config", "random"]
+    # "random": a random moment of the first second after the run's first checkpoint line, i.e. while
+    # sampling, measuring and writing (timed from the run's own progress, not from a guess of its
+    # duration, so that the kill lands before the end on a fast machine too: the whole run takes ~4 s)
+    kills = ["random", "checkpoint", "random", "config", "random"]
     survived = 0
     for k, moment in enumerate(kills):
         args = ("--resume",) if k else ()
-        if moment in ("start-up", "random"):
+        if moment == "random":
             p = start(2, cfg, *args)
-            if moment == "random":
-                wait_for(p, "(sweep ")
-            time.sleep(rng.uniform(0.3, 1.5) if moment == "start-up" else rng.uniform(0.0, 1.0))
+            wait_for(p, "(sweep ")
+            time.sleep(rng.uniform(0.0, 1.0))
             if p.poll() is None:
                 kill_run(p, cfg)
             else:

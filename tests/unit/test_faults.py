@@ -55,6 +55,12 @@ def error_lines(stderr: str) -> list:
     return [ln for ln in stderr.splitlines() if ln.startswith("pqml: error:")]
 
 
+def h5_attr(path, name):
+    import h5py
+    with h5py.File(path, "r") as f:
+        return f.attrs[name]
+
+
 def leftovers(d: Path) -> list:
     return sorted(p.name for p in d.glob("*.tmp")) + sorted(p.name for p in d.glob("*.part"))
 
@@ -285,9 +291,16 @@ def test_timeout_term_around_mpirun(tmp_path):
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
                        env=env(OMPI_MCA_odls_base_sigkill_timeout="3"))
     assert r.returncode == 1, (r.returncode, r.stderr)
-    # mpirun may stop forwarding the ranks' output once it handles SIGTERM, so the run's "stopped by
-    # signal" line can be lost: the stop checkpoint (at a sweep off the schedule 110, 210, ...) shows it
-    sweeps = [int(p.name[5:17]) for p in (tmp_path / "run.h5.ckpt").glob("ckpt-*.h5")]
-    assert "stopped by signal" in r.stderr or any(k % 100 != 10 for k in sweeps), (sweeps, r.stderr)
-    assert not read_h5(tmp_path / "run.h5")["complete"]
-    assert leftovers(tmp_path / "run.h5.ckpt") == []
+    # Whether the ranks write a stop checkpoint is not guaranteed: in about one run in three mpirun
+    # killed them within ~0.2 s of the SIGTERM (measured; docs/config.md "Stop signals"). What always
+    # holds: exit 1, an incomplete but readable file, no temporary, and --resume completes the run.
+    # (a run killed inside a checkpoint leaves that checkpoint's temporary, named by its run_id; the
+    # --resume deletes it once the previous checkpoint has loaded)
+    f = read_h5(tmp_path / "run.h5")
+    assert not f["complete"]
+    run_id = str(h5_attr(tmp_path / "run.h5", "run_id"))
+    assert all(run_id in t for t in leftovers(tmp_path / "run.h5.ckpt")), leftovers(tmp_path / "run.h5.ckpt")
+    ck = sorted((tmp_path / "run.h5.ckpt").glob("ckpt-*.h5"))
+    assert ck, "no checkpoint at all"
+    run_ok(2, "sample", cfg, "--resume", "--set", f"sampler.n_sweeps={int(ck[-1].name[5:17]) + 100}")
+    assert read_h5(tmp_path / "run.h5")["complete"] and leftovers(tmp_path / "run.h5.ckpt") == []
