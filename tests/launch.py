@@ -42,6 +42,19 @@ def kill_run(p, marker) -> None:
     raise AssertionError(f"processes of {marker} survive SIGKILL")
 
 
+def wait_gone(marker, timeout=60) -> None:
+    """Return once no process's command line contains `marker` (e.g. the config path). mpirun can exit
+    while its ranks are still finishing (measured after SIGTERM to mpirun: a rank renamed its stop
+    checkpoint after mpirun had returned), so a test that inspects their files waits for them first."""
+    import subprocess
+    import time
+    t0 = time.time()
+    while subprocess.run(["pgrep", "-f", str(marker)], capture_output=True).returncode == 0:
+        if time.time() - t0 > timeout:
+            raise AssertionError(f"processes of {marker} still running {timeout} s after their launcher ended")
+        time.sleep(0.1)
+
+
 def start(n: int, command: str, cfg, *args, **extra):
     """Launch `pqml COMMAND CFG ARGS` on n ranks in its own session (stdout/stderr piped, text)."""
     import subprocess

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from launch import env, pqml_cmd, read_h5, run_ok, start, wait_for  # noqa: E402
+from launch import env, pqml_cmd, read_h5, run_ok, start, wait_for, wait_gone  # noqa: E402
 
 CONFIG = """\
 [lattice]
@@ -291,6 +291,7 @@ def test_timeout_term_around_mpirun(tmp_path):
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
                        env=env(OMPI_MCA_odls_base_sigkill_timeout="3"))
     assert r.returncode == 1, (r.returncode, r.stderr)
+    wait_gone(cfg)              # mpirun may return before its ranks have renamed their stop checkpoint
     # Whether the ranks write a stop checkpoint is not guaranteed: in about one run in three mpirun
     # killed them within ~0.2 s of the SIGTERM (measured; docs/config.md "Stop signals"). What always
     # holds: exit 1, an incomplete but readable file, no temporary, and --resume completes the run.
