@@ -15,10 +15,23 @@ from .errors import EXIT_CHECKPOINTED, UserError
 from .io.schema import ATTR_DELTA, ATTR_N_COLOURS
 from .lifecycle import (_refuse_if, check_outputs, check_resume, clear_checkpoints,  # noqa: F401 (re-exported)
                         output_run_id, owned_paths, plot_path, restart_check)
-from .parallel.reductions import any_rank, bcast, replica_values
+from .parallel.reductions import any_rank, bcast, replica_rows, replica_values
 from .signals import StopRequest
 from .log import Progress, get_logger
 from .memory import check_memory, sample_memory
+
+MEASURE_BLOCK_SITES = 1 << 22    # site updates per block of measurements at most (between stop checks)
+
+
+def _next_event(k: int, every: int, m: int, periods) -> int:
+    """The number of measurements, at most m, from sweep k (since thermalisation) to the first one at
+    which k + j * every is a multiple of a non-zero period (a configuration save or a checkpoint)."""
+    j = np.arange(1, m + 1)
+    hit = np.zeros(m, dtype=bool)
+    for p in periods:
+        if p:
+            hit |= (k + j * every) % p == 0
+    return int(j[hit][0]) if hit.any() else m
 
 
 
@@ -110,7 +123,8 @@ def _run_sample(cfg: RunConfig, comm, resume: bool, force: bool) -> int:
     check_space(cfg.output.path, sample_bytes(cfg), comm)
 
     from .io.checkpoint import load_latest, pending_checkpoint, write_checkpoint
-    from .io.output import RunFile
+    from .io.output import ROW_BLOCK, RunFile
+    from .kernels.chain import OBS_COLUMNS
     from .parallel.topology import Topology
     from .sampler import TUNE_BLOCK, Sampler
 
@@ -189,9 +203,20 @@ def _run_sample(cfg: RunConfig, comm, resume: bool, force: bool) -> int:
                     return stop_here()
             deltas = replica_values(topo, float(sampler.delta), False)
             out.set_attrs(**{ATTR_DELTA: deltas, ATTR_N_COLOURS: int(sampler.n_colours)})
+            me, block = sc.measure_every, 1
+            cap = max(1, min(ROW_BLOCK, MEASURE_BLOCK_SITES // (math.prod(cfg.lattice.shape) * me * sc.n_hits)))
             while sampler.sweep_count < total:
-                n = min(sc.measure_every, total - sampler.sweep_count)
-                acc = sampler.sweep(n)
+                k = sampler.sweep_count - sc.n_therm          # a multiple of me: blocks end at measurements
+                m = min((total - sampler.sweep_count) // me, block)
+                if m == 0:                                    # the tail shorter than me: not measured
+                    n = total - sampler.sweep_count
+                    acc = sampler.sweep(n)
+                else:
+                    m = _next_event(k, me, m, [oc.save_every if save_configs else 0, cc.every])
+                    n = m * me
+                    rows = sampler.measured(m, me)
+                    acc = float(rows[0, -1])
+                    block = min(2 * block, cap)
                 progress.update(n)
                 if not checked_acceptance:       # the first block after tuning: warn if it is useless
                     checked_acceptance = True
@@ -200,9 +225,11 @@ def _run_sample(cfg: RunConfig, comm, resume: bool, force: bool) -> int:
                         log.warning(f"acceptance {np.nanmin(low):.3g} is below 1 % after thermalisation "
                                     f"(delta = {np.min(deltas):.3g}): the chain hardly moves; choose another "
                                     f"sampler.delta or sampler.tune = true")
-                k = sampler.sweep_count - sc.n_therm
-                if n == sc.measure_every:
-                    out.append_observables(sampler.sweep_count, replica_values(topo, sampler.measure()))
+                if m:
+                    k = sampler.sweep_count - sc.n_therm
+                    table = replica_rows(topo, rows)
+                    out.append_block(sc.n_therm + k - me * np.arange(m - 1, -1, -1, dtype=np.int64),
+                                     None if table is None else {c: table[:, j, :] for j, c in enumerate(OBS_COLUMNS)})
                     if save_configs and k % oc.save_every == 0:
                         out.save_config(sampler.sweep_count, sampler)
                     if cc.every and k % cc.every == 0:

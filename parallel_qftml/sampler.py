@@ -14,6 +14,7 @@ import numpy as np
 
 from .errors import UserError
 from .kernels.exactsum import new_accumulators
+from .kernels import chain as kchain
 from .kernels import measure as msr
 from .kernels.metropolis import make_buffers, update_schedule
 from .parallel.halo import HaloExchange
@@ -98,6 +99,43 @@ class Sampler:
                                             dtype=np.int64))
         self.tiles = g.tile_rows()
         self.mbufs = msr.make_buffers(g.ndim, g.local_shape[-1])
+        # a grid of one rank: sweeps and measurements run in fused kernels with the ghost copies inside
+        self.local = all(p == 1 for p in g.proc_grid)
+        if self.local:
+            self._build_phases()
+
+    def _build_phases(self):
+        """The sweep's phases for kernels/chain.py: the same update steps and ghost copies, in the same
+        order, as sweep() and measure() do through update_schedule and the halo exchange."""
+        h, empty = self.halo, np.empty(0, np.int64)
+        if self.pipelined:
+            phases = [(self.pipeline_steps[c], h.local_pairs(c, (0,))) for c in (0, 1)]
+            self.mghost = h.local_pairs(None)
+        else:
+            phases = [(self.colour_steps[c], h.local_pairs(c)) for c in range(self.n_colours)]
+            self.mghost = (empty, empty)
+        ptr = lambda xs: np.concatenate([[0], np.cumsum([len(x) for x in xs])]).astype(np.int64)  # noqa: E731
+        self.steps = np.ascontiguousarray(np.concatenate([p[0] for p in phases]), dtype=np.int64)
+        self.step_ptr = ptr([p[0] for p in phases])
+        self.gdst = np.concatenate([p[1][0] for p in phases])
+        self.gsrc = np.concatenate([p[1][1] for p in phases])
+        self.gptr = ptr([p[1][0] for p in phases])
+        self.macc = new_accumulators(msr.n_pieces(self.geom.ndim) + 1)
+        self.msums = np.empty(msr.n_pieces(self.geom.ndim) + 1)
+        self.accepted = np.zeros(4096, dtype=np.int64)
+
+    def _kernel_args(self):
+        g = self.geom
+        return (self.phi, self.w, self.a, self.b, self.r, self.action.w_nnn, g.strides, self.nnn_off, self.rows,
+                g.local_shape[-1])
+
+    def _chain_tail(self):
+        return (self.k0, self.k1, self.c3, self.delta, self.n_hits, *self.bufs, *self.slab_ghosts, self.lo,
+                self.width, self.steps, self.step_ptr, self.gdst, self.gsrc, self.gptr)
+
+    def _check_counter(self, n: int) -> int:
+        """How many of n sweeps the 32-bit Philox counter word allows from here."""
+        return min(n, max(0, 2 ** 32 - self.sweep_count))
 
     def interior(self) -> np.ndarray:
         """Writable view of this block's sites (local_shape)."""
@@ -105,6 +143,8 @@ class Sampler:
 
     def sweep(self, n: int = 1) -> float:
         """n sweeps; returns this replica's acceptance over them (identical on every layout)."""
+        if self.local:
+            return self._sweep_local(n)
         acc = 0
         for _ in range(n):
             t = self.sweep_count
@@ -120,6 +160,42 @@ class Sampler:
         total = global_int_sum(acc, self.topo.grid_comm)
         self.last_acceptance = total / (n * self.n_hits * self.geom.volume) if n else float("nan")
         return self.last_acceptance
+
+    def _sweep_local(self, n: int) -> float:
+        acc, done, t0 = 0, 0, time.perf_counter()
+        ok = self._check_counter(n)
+        while done < ok:
+            k = min(ok - done, self.accepted.shape[0])
+            kchain.sweeps(*self._kernel_args(), self.sweep_count, k, *self._chain_tail(), self.accepted)
+            acc += int(self.accepted[:k].sum())
+            self.sweep_count += k
+            done += k
+        self.timers["kernel"] += time.perf_counter() - t0
+        if ok < n:
+            raise UserError("sweep counter exceeds 2**32, the range of the Philox counter word")
+        self.last_acceptance = acc / (n * self.n_hits * self.geom.volume) if n else float("nan")
+        return self.last_acceptance
+
+    def measured(self, n_meas: int, every: int) -> np.ndarray:
+        """n_meas times `every` sweeps and a measurement: rows [n_meas, len(OBS_COLUMNS)] in the
+        column order kernels/chain.OBS_COLUMNS, each the values of measure() after that sweep() (on a
+        one-rank grid in one fused kernel call, bit-identical)."""
+        out = np.empty((n_meas, len(kchain.OBS_COLUMNS)))
+        if not self.local or self._check_counter(n_meas * every) < n_meas * every or every > self.accepted.shape[0]:
+            for k in range(n_meas):
+                self.sweep(every)
+                m = self.measure()
+                out[k] = [m[c] for c in kchain.OBS_COLUMNS]
+            return out
+        g, t0 = self.geom, time.perf_counter()
+        kchain.measured_sweeps(*self._kernel_args(), self.sweep_count, n_meas, every, *self._chain_tail(),
+                               self.nnn_fwd, self.tiles, *self.mghost, self.macc, *self.mbufs, self.msums,
+                               g.volume, self.accepted, out)
+        self.timers["kernel"] += time.perf_counter() - t0
+        self.sweep_count += n_meas * every
+        if n_meas:
+            self.last_acceptance = float(out[-1, -1])
+        return out
 
     def _update(self, steps, t, colour, axes=None) -> int:
         """Kernel steps, then the halo exchange of the colour they finished; returns accepted count."""
@@ -157,6 +233,14 @@ class Sampler:
     def measure(self) -> dict:
         """Global action pieces (exact sums, bit-identical on every layout), m, |m| and acceptance."""
         g = self.geom
+        if self.local:
+            out = np.empty(len(kchain.OBS_COLUMNS))
+            kchain.measure(self.phi, self.w, self.a, self.b, self.r, self.action.w_nnn, g.strides, self.nnn_fwd,
+                           self.tiles, g.local_shape[-1], *self.mghost, self.macc, *self.mbufs, self.msums,
+                           g.volume, out)
+            res = dict(zip(kchain.OBS_COLUMNS[:-1], map(float, out[:-1])))
+            res["acceptance"] = self.last_acceptance
+            return res
         if self.pipelined:       # that sweep leaves edge and corner ghosts stale; the pieces read them
             self.halo.exchange(self.phi)
         acc = new_accumulators(msr.n_pieces(g.ndim) + 1)

@@ -168,14 +168,21 @@ class RunFile:
         self.h5.set_attrs(**attrs)
 
     def append_observables(self, sweep: int, values: Mapping[str, np.ndarray] | None):
-        """One measurement; `values` (name -> array(n_replicas)) is needed on world rank 0 only. Rows are
-        buffered in memory and written as one block every ROW_BLOCK rows and at flush() / close(): the
-        same bytes as row by row, and the same crash safety (the file is flushed only before a
-        checkpoint, so a killed run's file is that of its last checkpoint either way)."""
+        """One measurement; `values` (name -> array(n_replicas)) is needed on world rank 0 only."""
+        self.append_block(np.array([sweep], dtype=np.int64),
+                          None if values is None else {k: np.asarray(v).reshape(1, self.R) for k, v in values.items()})
+
+    def append_block(self, sweeps: np.ndarray, values: Mapping[str, np.ndarray] | None):
+        """len(sweeps) measurements; `values` (name -> array(len(sweeps), n_replicas)) is needed on world
+        rank 0 only. Rows are buffered in memory and written as one block every ROW_BLOCK rows and at
+        flush() / close(): the same bytes as row by row, and the same crash safety (the file is flushed
+        only before a checkpoint, so a killed run's file is that of its last checkpoint either way)."""
+        m = len(sweeps)
         if self.h5.root:
-            self._rows.append((int(sweep), [np.asarray(values[name], dtype=np.float64).reshape(self.R)
-                                            for name in S.OBSERVABLE_NAMES]))
-        self.n_meas += 1
+            self._rows.append((np.asarray(sweeps, dtype=np.int64).reshape(m),
+                               [np.asarray(values[name], dtype=np.float64).reshape(m, self.R)
+                                for name in S.OBSERVABLE_NAMES]))
+        self.n_meas += m
         if self.n_meas - self._n_written >= ROW_BLOCK:
             self._write_rows()
 
@@ -188,10 +195,10 @@ class RunFile:
             self.h5.resize(f"{S.OBSERVABLES}/{name}", n)
         if self.h5.root:
             rows = self._rows
-            self.h5.write_root(f"{S.OBSERVABLES}/{S.SWEEP}", slice(n0, n),
-                               np.array([r[0] for r in rows], dtype=np.int64))
+            self.h5.write_root(f"{S.OBSERVABLES}/{S.SWEEP}", slice(n0, n), np.concatenate([r[0] for r in rows]))
             for k, name in enumerate(S.OBSERVABLE_NAMES):
-                self.h5.write_root(f"{S.OBSERVABLES}/{name}", slice(n0, n), np.stack([r[1][k] for r in rows]))
+                self.h5.write_root(f"{S.OBSERVABLES}/{name}", slice(n0, n),
+                                   np.concatenate([r[1][k] for r in rows]))
         self._rows = []
         self._n_written = n
 

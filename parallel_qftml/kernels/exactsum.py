@@ -7,8 +7,10 @@ added with an integer MPI reduction and rounded once (to nearest, ties to even) 
 makes the observables bit-identical on 1, 2 and 4 ranks. Each add puts < 2**33 into a bin; bins are
 normalised (carries propagated) before 2**29 adds.
 """
+import math
+
 import numpy as np
-from numba import njit, int64
+from numba import njit, int64, uint64
 
 N_BINS = 67          # value bins (p // 32 + 2 <= 65, one spare for carries)
 NONFINITE = N_BINS   # counter of NaN/inf terms
@@ -87,3 +89,61 @@ def add_array(acc, o, bits):
             normalise(acc)
             count = 0
     normalise(acc)
+
+
+@njit(cache=True, boundscheck=False)
+def round_row(acc, o):
+    """Correctly rounded value of normalised accumulator row o, bit for bit equal to to_float(acc[o]).
+
+    The row holds the integer N = sum_k acc[o, k] * 2**(32 k) (bins 0..N_BINS-2 in [0, 2**32), the top
+    bin signed) and the value N * 2**-1074. NaN if the row saw a NaN/inf term; otherwise |N| is formed in
+    a local copy (two's-complement negation across the limbs when the top bin is negative), its top 64
+    bits are rounded to 53 bits, to nearest with ties to even (all bits below them are a sticky flag),
+    and the sign is put back. Results beyond the double range (including rounding up to 2**1024) give
+    +-inf, as to_float does; |N| < 2**53 (subnormals) is exact. acc is not modified.
+    """
+    if acc[o, NONFINITE] != 0:
+        return np.nan
+    top = N_BINS - 1
+    neg = acc[o, top] < 0
+    s = int64(-1) if neg else int64(1)
+    mag = np.empty(N_BINS, dtype=np.int64)   # |N| in 32-bit limbs (s * row, carries propagated)
+    c = int64(0)
+    for k in range(top):
+        t = c + s * acc[o, k]
+        mag[k] = t & int64(LOW32)
+        c = t >> int64(32)
+    mag[top] = c + s * acc[o, top]
+    sign = -1.0 if neg else 1.0
+    if mag[top] != 0:                        # |N| >= 2**2112 > 2**2098: beyond the double range
+        return sign * np.inf
+    h = top - 1                              # highest non-zero limb
+    while h >= 0 and mag[h] == 0:
+        h -= 1
+    if h < 0:
+        return 0.0
+    nb = math.frexp(float(mag[h]))[1]       # bit length of limb h, 1..32 (exact: limb < 2**32)
+    a2 = uint64(mag[h])
+    a1 = uint64(mag[h - 1]) if h >= 1 else uint64(0)
+    a0 = uint64(mag[h - 2]) if h >= 2 else uint64(0)
+    sh = uint64(nb)
+    # the 64 bits of |N| from its leading one down: |N| = w * 2**(32 h + nb - 64) + (bits below)
+    w = (a2 << (uint64(64) - sh)) | (a1 << (uint64(32) - sh)) | (a0 >> sh)
+    sticky = (a0 & ((uint64(1) << sh) - uint64(1))) != uint64(0)
+    for k in range(h - 2):
+        sticky |= mag[k] != 0
+    mant = w >> uint64(11)                   # 53 bits
+    rem = w & uint64(0x7FF)                  # the 11 bits rounded away; 0x400 is half an ulp
+    half = uint64(0x400)
+    if rem > half or (rem == half and (sticky or (mant & uint64(1)) != uint64(0))):
+        mant += uint64(1)                    # may carry to 2**53: still exact as a double
+    # |N| ~ mant * 2**(32 h + nb - 53); ldexp is exact here (no rounding for |N| < 2**53, the
+    # subnormal range) and overflows to inf beyond the largest double
+    return sign * math.ldexp(float(mant), 32 * h + nb - 53 - 1074)
+
+
+@njit(cache=True)
+def round_rows(acc, out):
+    """out[o] = round_row(acc, o) for every row of the normalised accumulators acc."""
+    for o in range(acc.shape[0]):
+        out[o] = round_row(acc, o)

@@ -69,3 +69,16 @@ class HaloExchange:
             self.comm.Sendrecv(b_flo, dest=lower, sendtag=2 * mu + 1, recvbuf=b_ghi, source=upper,
                                recvtag=2 * mu + 1)
             field[ghost_hi] = b_ghi
+
+    def local_pairs(self, colour=None, axes=None):
+        """(dst, src) index arrays such that ``for i: field[dst[i]] = field[src[i]]`` in order fills the
+        ghosts exactly as exchange(field, colour, axes) does; only for a grid of one rank (every axis
+        local), where the fused kernels (kernels/chain.py) copy the ghosts themselves."""
+        assert all(p == 1 for p in self.geom.proc_grid), "local_pairs needs a one-rank grid"
+        dst, src = [], []
+        for mu, (face_lo, face_hi, ghost_lo, ghost_hi, *_) in enumerate(self.plans[colour]):
+            if axes is None or mu in axes:
+                dst += [ghost_lo, ghost_hi]
+                src += [face_hi, face_lo]
+        cat = lambda x: np.concatenate(x).astype(np.int64) if x else np.empty(0, np.int64)  # noqa: E731
+        return cat(dst), cat(src)

@@ -69,6 +69,21 @@ def replica_values(topo, value, root_only: bool = True):
     return res
 
 
+def replica_rows(topo, rows: np.ndarray):
+    """Each replica's rows[m, k] (from its grid root) stacked as array [m, k, n_replicas] on world rank 0,
+    None elsewhere; replicas without a value (none in a sampling run) are NaN. One gather per block."""
+    if topo.world.Get_size() == 1:
+        return np.asarray(rows)[:, :, None].copy()
+    mine = (topo.replica, np.asarray(rows)) if topo.is_grid_root else None
+    items = topo.world.gather(mine, root=0)
+    if items is None:
+        return None
+    out = np.full(np.shape(rows) + (topo.n_replicas,), np.nan)
+    for it in filter(None, items):
+        out[:, :, it[0]] = it[1]
+    return out
+
+
 def tile_presum(x: np.ndarray, ndim: int) -> np.ndarray:
     """Sums over tiles of 2**ndim elements along the last `ndim` axes (every extent even), the tile's
     elements added in lexicographic order of their offsets. A block of a lattice with even offsets and
