@@ -277,6 +277,7 @@ def warm_up():
         s = Sampler(topo, PhiFourAction.perturbed(2, 1, 0.1, w_nnn=w_nnn), seed=1)
         s.tune(20, 0.5)
         s.measure()
+        s.measured(2, 1)
         topo.free()
     from .learning.config import parse_learn_config      # the learning kernels (gradient, exact norms)
     from .learning.trainer import Trainer
