@@ -4,6 +4,7 @@
 #   make test    MPI tests on 2 and 4 ranks, then the serial unit tests
 #   make bench   benchmark table (python -m parallel_qftml.bench $(BENCH_ARGS))
 #   make test-slurm  a real one-node SLURM cluster runs the job templates (CI runs it after make test)
+#   make bench-small pqml sample on one rank at small L, a measurement every sweep, beside C
 #   make bench-io    parallel HDF5 write speed, checkpoint + restart time
 #   make info    versions, MPI library, parallel HDF5
 #   make clean / distclean
@@ -76,13 +77,14 @@ PYTEST_MPI := $(VPY) -m mpi4py -m pytest --color=no -p no:cacheprovider --with-m
 # `--table` is a driver: it launches `mpirun -n N` itself for each N in --ranks (default 1,2).
 BENCH_ARGS ?= --table
 
-.PHONY: help setup system demo test test-mpi test-unit test-slurm warm bench bench-io bench-learn info clean distclean
+.PHONY: help setup system demo test test-mpi test-unit test-slurm warm bench bench-small bench-io bench-learn info clean distclean
 
 help:
 	@echo "make demo       learn S ~ A{4}, sample it, reweight to the complex action on 2 ranks (jobs/demo.sh -> out/demo_*)"
 	@echo "make test       MPI tests on 2 and 4 ranks, then serial unit tests"
 	@echo "make bench      benchmark table on 1 and 2 ranks (BENCH_ARGS='$(BENCH_ARGS)')"
 	@echo "make test-slurm a one-node SLURM cluster runs the job templates (srun, mpirun, requeue)"
+	@echo "make bench-small  pqml sample on one rank at L = 4..256, a measurement every sweep, beside C"
 	@echo "make bench-learn  one learning epoch at L=256 on 2 ranks, split into its parts"
 	@echo "make bench-io   configuration writes vs raw disk speed; checkpoint + restart vs 20 sweeps"
 	@echo "make info       versions, MPI library, parallel HDF5"
@@ -179,6 +181,10 @@ test-slurm: setup
 
 bench: setup warm
 	$(VPY) -m parallel_qftml.bench $(BENCH_ARGS)
+
+# Small lattices: pqml sample on one rank, a measurement every sweep, beside the C reference (issue 12).
+bench-small: setup warm
+	$(VPY) -m parallel_qftml.bench_small
 
 # I/O: configuration writes vs the raw disk, checkpoint + restart vs 20 sweeps (L = 4096, 2 ranks).
 bench-learn: setup warm
