@@ -7,7 +7,7 @@ file creation and the end checkpoint cancel, and what remains is the production 
 it (sweeps, measurements, row blocks written to HDF5, stop checks). Measured with a measurement every
 sweep (`meas`) and with one measurement in the whole run (`sweeps`, measure_every = n_sweeps). The C
 reference (../shared/yardstick, c-vexp, no measurements) runs ~2 s at the same L. N is calibrated so
-that one run of N sweeps takes about `--seconds`. Prints the CPU and one table, ratios of this run.
+that the N extra sweeps take about `--seconds` (estimated in-process first). Prints the CPU and one table, ratios of this run.
 """
 from __future__ import annotations
 
@@ -59,12 +59,27 @@ def _pqml_seconds(tmp: str, L: int, n: int, every_sweep: bool) -> float:
     return dt
 
 
+def _estimate(L: int, every_sweep: bool) -> float:
+    """Rough sweeps/s in this process (the sampler's own loop, ~0.3 s), to choose N."""
+    from mpi4py import MPI
+    from .models.action import PhiFourAction
+    from .parallel.topology import Topology
+    from .sampler import Sampler
+    topo = Topology(MPI.COMM_SELF, (L, L))
+    s = Sampler(topo, PhiFourAction.homogeneous(2), seed=12345)
+    n, t = 1, 0.0
+    while t < 0.3:
+        n *= 2
+        t0 = time.perf_counter()
+        s.measured(n, 1) if every_sweep else s.sweep(n)
+        t = time.perf_counter() - t0
+    topo.free()
+    return n / t
+
+
 def pqml_rate(tmp: str, L: int, every_sweep: bool, seconds: float) -> float:
     """Sweeps per second of the production loop (difference of an N and a 2N run)."""
-    n = max(64, int(2e6 / (L * L)))                          # calibration run: ~0.05-0.5 s of sweeps
-    base = _pqml_seconds(tmp, L, 1, every_sweep)            # start-up and end (one sweep)
-    t = _pqml_seconds(tmp, L, n, every_sweep) - base
-    n = max(n, int(n * seconds / max(t, 1e-3)))
+    n = max(100, int(_estimate(L, every_sweep) * seconds))
     t1 = _pqml_seconds(tmp, L, n, every_sweep)
     t2 = _pqml_seconds(tmp, L, 2 * n, every_sweep)
     return n / (t2 - t1)

@@ -76,10 +76,10 @@ def local_pieces(phi, w, a, b, r, w_nnn, strides, nnn_fwd, tiles, n_last, acc, R
                 else:
                     for j in range(nh):
                         S[o, j] = S[o, j] + (R[o, 2 * j] + R[o, 2 * j + 1])
-        for o in range(n_obs):
-            Sb = S[o].view(np.int64)
-            for j in range(nh):
-                add_bits(acc, o, Sb[j])
+        Sb = S.view(np.int64)       # rows interleaved: 7-8 independent chains of bin updates, not one
+        for j in range(nh):
+            for o in range(n_obs):
+                add_bits(acc, o, Sb[o, j])
         count += nh
         if count > RENORM:
             normalise(acc)

@@ -15,10 +15,18 @@ NUMBA_CPU_FEATURES or NUMBA_CPU_NAME (their choice wins), if numba's CPU target 
 initialised, or if llvmlite's LLVM predates the features. The string is set in numba's config only,
 never in the environment, so child processes on other nodes (srun exports the environment) still
 detect their own CPU. The numba cache key includes the features, so cached code stays consistent.
+
+`isolate_cache()` (also called first thing) moves numba's cache, when NUMBA_CACHE_DIR is set, into a
+subdirectory named by a hash of the package's numba sources. numba checks only the file of the
+function it loads (its mtime and size), not the files of the functions it inlined: a changed
+kernels/exactsum.add_bits would otherwise be run from a stale kernels/measure.local_pieces (seen
+here). With the hash, any edit or upgrade of a kernel source compiles everything afresh.
 """
 from __future__ import annotations
 
+import hashlib
 import os
+from pathlib import Path
 
 NO_GATHER = "+prefer-no-gather,+prefer-no-scatter"
 
@@ -40,3 +48,24 @@ def configure() -> str | None:
         features = f"{features},{NO_GATHER}" if features else NO_GATHER
     config.CPU_FEATURES = features
     return features
+
+
+def source_hash(root=None) -> str:
+    """Hash of every .py file of the package (names and contents): the kernels and what they inline."""
+    root = Path(root) if root else Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for f in sorted(root.rglob("*.py")):
+        h.update(str(f.relative_to(root)).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def isolate_cache() -> str | None:
+    """Point numba's cache at NUMBA_CACHE_DIR/pqml-<source_hash>; returns it (None if no cache dir set)."""
+    base = os.environ.get("NUMBA_CACHE_DIR")
+    if not base:
+        return None
+    from numba.core import config
+    path = os.path.join(base, f"pqml-{source_hash()}")
+    config.CACHE_DIR = path
+    return path

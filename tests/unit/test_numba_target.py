@@ -49,3 +49,22 @@ def test_metropolis_kernel_has_no_gathers_for_intel_tuning(tmp_path):
 def test_without_the_features_llvm_would_gather(tmp_path):
     """The control: the check above can fail (measured: 13 gathers with LLVM 22 for icelake-server)."""
     assert gathers(tmp_path, control=True) > 0
+
+
+def test_cache_is_keyed_by_the_sources(tmp_path):
+    """numba's cache lives in NUMBA_CACHE_DIR/pqml-<hash of the package sources>: an edit of a file
+    whose function is inlined elsewhere (exactsum.add_bits into measure.local_pieces) changes the
+    directory, so no stale compiled code is loaded (kernels/target.isolate_cache)."""
+    import shutil
+    from parallel_qftml.kernels.target import source_hash
+    code = "import parallel_qftml; from numba.core import config; print(config.CACHE_DIR)"
+    env = {"PATH": "/usr/bin:/bin", "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == str(tmp_path / "cache" / f"pqml-{source_hash()}")
+    pkg = tmp_path / "copy"
+    shutil.copytree(REPO / "parallel_qftml", pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    assert source_hash(pkg) == source_hash()
+    f = pkg / "kernels" / "exactsum.py"
+    f.write_text(f.read_text() + "\n# an edit\n")
+    assert source_hash(pkg) != source_hash()
