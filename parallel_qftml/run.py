@@ -25,14 +25,14 @@ MEASURE_BLOCK_SITES = 1 << 22    # site updates per block of measurements at mos
 
 def _next_event(k: int, every: int, m: int, periods) -> int:
     """The number of measurements, at most m, from sweep k (since thermalisation) to the first one at
-    which k + j * every is a multiple of a non-zero period (a configuration save or a checkpoint)."""
-    j = np.arange(1, m + 1)
-    hit = np.zeros(m, dtype=bool)
+    which k + j * every is a multiple of a non-zero period (a configuration save or a checkpoint); k
+    and the periods are multiples of `every` (config.py checks the periods)."""
+    K = k // every
     for p in periods:
         if p:
-            hit |= (k + j * every) % p == 0
-    return int(j[hit][0]) if hit.any() else m
-
+            P = p // every
+            m = min(m, P - K % P)
+    return m
 
 
 def run_metadata(cfg, topo, seed: int) -> dict:

@@ -120,8 +120,8 @@ class Sampler:
         self.gdst = np.concatenate([p[1][0] for p in phases])
         self.gsrc = np.concatenate([p[1][1] for p in phases])
         self.gptr = ptr([p[1][0] for p in phases])
-        self.macc = new_accumulators(msr.n_pieces(self.geom.ndim) + 1)
-        self.msums = np.empty(msr.n_pieces(self.geom.ndim) + 1)
+        self.macc = new_accumulators(msr.N_PIECES)
+        self.msums = np.empty(msr.N_PIECES)
         self.accepted = np.zeros(4096, dtype=np.int64)
 
     def _kernel_args(self):
@@ -243,13 +243,12 @@ class Sampler:
             return res
         if self.pipelined:       # that sweep leaves edge and corner ghosts stale; the pieces read them
             self.halo.exchange(self.phi)
-        acc = new_accumulators(msr.n_pieces(g.ndim) + 1)
+        acc = new_accumulators(msr.N_PIECES)
         msr.local_pieces(self.phi, self.w, self.a, self.b, self.r, self.action.w_nnn, g.strides,
                          self.nnn_fwd, self.tiles, g.local_shape[-1], acc, *self.mbufs)
-        acc[-1] = acc[msr.NN0:-1].sum(axis=0)      # NN = sum over axes, exact (integer bins)
         s = exact_global_sums(acc, self.topo.grid_comm)
         V = g.volume
-        return {"action": s[msr.ACTION], "nn": s[-1], "nnn": s[msr.NNN], "phi2": s[msr.PHI2],
+        return {"action": s[msr.ACTION], "nn": s[msr.NN], "nnn": s[msr.NNN], "phi2": s[msr.PHI2],
                 "phi4": s[msr.PHI4], "phi1": s[msr.PHI1], "m": s[msr.PHI1] / V,
                 "abs_m": abs(s[msr.PHI1]) / V, "acceptance": self.last_acceptance}
 

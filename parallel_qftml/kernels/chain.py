@@ -9,15 +9,14 @@ Python path, so the configurations, the accepted counts and every measured bit a
 ``Sampler.sweep`` / ``Sampler.measure`` called one at a time (tests/unit/test_chain.py).
 
 A measurement first copies the ghosts ``mdst``/``msrc`` (all ghosts after a pipelined sweep, none
-otherwise), then adds the action pieces exactly (kernels/measure.local_pieces), forms NN = sum over
-the axes (integer bins), normalises and rounds once (kernels/exactsum.round_rows): the values of
+otherwise), then adds the action pieces exactly (kernels/measure.local_pieces) and rounds each once (kernels/exactsum.round_rows): the values of
 Sampler.measure() on one rank. Columns of a measurement row: OBS_COLUMNS.
 """
 import numpy as np
 from numba import njit
 
-from .exactsum import WIDTH, normalise, round_rows
-from .measure import NN0, NNN, PHI1, PHI2, PHI4, ACTION, local_pieces
+from .exactsum import round_rows
+from .measure import NN, NNN, PHI1, PHI2, PHI4, ACTION, local_pieces
 from .metropolis import update_schedule
 
 # io/schema.OBSERVABLE_NAMES order; the sampler asserts they agree
@@ -44,21 +43,14 @@ def sweeps(phi, w, a, b, r, w_nnn, strides, nnn_off, rows, n_last, t0, n_sweeps,
 def measure(phi, w, a, b, r, w_nnn, strides, nnn_fwd, tiles, n_last, mdst, msrc, acc, R, S, sums, volume,
             out):
     """One measurement into out[0:6] (action, nn, nnn, phi2, phi4, phi1) and out[6:8] (m, |m|); acc is
-    scratch of shape (n_pieces + 1, WIDTH), sums of length n_pieces + 1."""
+    scratch of shape (N_PIECES, WIDTH), sums of length N_PIECES."""
     for i in range(mdst.shape[0]):
         phi[mdst[i]] = phi[msrc[i]]
     acc[:, :] = 0
     local_pieces(phi, w, a, b, r, w_nnn, strides, nnn_fwd, tiles, n_last, acc, R, S)
-    last = acc.shape[0] - 1
-    for k in range(WIDTH):
-        t = 0
-        for o in range(NN0, last):
-            t += acc[o, k]
-        acc[last, k] = t
-    normalise(acc)
     round_rows(acc, sums)
     out[0] = sums[ACTION]
-    out[1] = sums[last]
+    out[1] = sums[NN]
     out[2] = sums[NNN]
     out[3] = sums[PHI2]
     out[4] = sums[PHI4]

@@ -30,6 +30,8 @@ def global_max(value: float, comm) -> float:
 
 
 def any_rank(flag: bool, comm) -> bool:
+    if comm.Get_size() == 1:
+        return bool(flag)
     return bool(comm.allreduce(bool(flag), op=MPI.LOR))
 
 
