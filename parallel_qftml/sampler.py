@@ -265,6 +265,15 @@ class Sampler:
         return out
 
 
+def stack_fields(samplers) -> np.ndarray:
+    """The fields of `samplers` (same geometry) as the rows of one array, each sampler's phi becoming a
+    view of its row (values unchanged), so that a kernel can update all of them in one call."""
+    fields = np.stack([s.phi for s in samplers])
+    for k, s in enumerate(samplers):
+        s.phi = fields[k]
+    return fields
+
+
 def warm_up():
     """Compile (or load from NUMBA_CACHE_DIR) every kernel on a tiny lattice, serially; job scripts
     call this once per node before the parallel launch so that ranks do not compile concurrently."""

@@ -16,6 +16,7 @@ import numpy as np
 from numba import njit
 
 from .exactsum import round_rows
+from .gradient import accumulate
 from .measure import NN, NNN, PHI1, PHI2, PHI4, ACTION, local_pieces
 from .metropolis import update_schedule
 
@@ -77,4 +78,49 @@ def measured_sweeps(phi, w, a, b, r, w_nnn, strides, nnn_off, rows, n_last, t0, 
         measure(phi, w, a, b, r, w_nnn, strides, nnn_fwd, tiles, n_last, mdst, msrc, macc, R, S, sums, volume,
                 out[k])
         out[k, 8] = float(total) / denom
+    return 0
+
+
+@njit(cache=True, boundscheck=False, nogil=True)
+def target_samples(phis, w, a, b, r, w_nnn, strides, nnn_off, rows, n_last, t0, n_samples, every, k0, k1, c3s,
+                   deltas, n_hits, fbuf, abuf, sgdst, sgsrc, prop_lo, prop_width, steps, step_ptr, gdst, gsrc,
+                   gptr, nnn_fwd, tiles, mdst, msrc, macc, R, S, sums, volume, accepted, g, with_features,
+                   row_base, so, sdo, ds, stats):
+    """The learning trainer's target-mode sampling of every chain of this rank in one call (learning/
+    trainer.py, Trainer._sample_chain, whose arithmetic this repeats in the same order): chain c (its
+    field phis[c], stream c3s[c], step size deltas[c]) takes n_samples times `every` sweeps from sweep t0
+    and a measurement; D = action - A with A = (((g0 nn + g1 phi2) + g2 phi4) + g3 nnn) + g4 phi1 (the
+    order of TargetAction.evaluate) goes to ds[c, k]; with_features adds the features of the field
+    weighted by D - D_0 (kernels/gradient.accumulate) into so[c], sdo[c]. stats[c] = (sum of D - D_0,
+    sum of the samples' acceptances, the last sample's acceptance)."""
+    denom = float(every * n_hits * volume)
+    out = np.empty(9)
+    for c in range(phis.shape[0]):
+        phi = phis[c]
+        c0 = 0.0
+        sd = 0.0
+        acc = 0.0
+        last = 0.0
+        for k in range(n_samples):
+            sweeps(phi, w, a, b, r, w_nnn, strides, nnn_off, rows, n_last, t0 + k * every, every, k0, k1, c3s[c],
+                   deltas[c], n_hits, fbuf, abuf, sgdst, sgsrc, prop_lo, prop_width, steps, step_ptr, gdst, gsrc,
+                   gptr, accepted)
+            total = 0
+            for s in range(every):
+                total += accepted[s]
+            last = float(total) / denom
+            acc += last
+            measure(phi, w, a, b, r, w_nnn, strides, nnn_fwd, tiles, n_last, mdst, msrc, macc, R, S, sums, volume,
+                    out)
+            A = (((g[0] * out[1] + g[1] * out[3]) + g[2] * out[4]) + g[3] * out[2]) + g[4] * out[5]
+            D = out[0] - A
+            if k == 0:
+                c0 = D
+            sd += D - c0
+            ds[c, k] = D
+            if with_features:
+                accumulate(phi, strides, row_base, n_last, D - c0, True, so[c], sdo[c])
+        stats[c, 0] = sd
+        stats[c, 1] = acc
+        stats[c, 2] = last
     return 0

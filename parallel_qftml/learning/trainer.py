@@ -26,7 +26,8 @@ from ..parallel.ensemble import chain_range, gather_chain_sums, gather_chain_val
 from ..parallel.halo import HaloExchange
 from ..parallel.reductions import exact_array_sums, first_message, gather_to_root, global_max
 from ..rng import COUPLING_INIT, c3_of, fill_normal, key_of
-from ..sampler import Sampler
+from ..kernels.chain import target_samples
+from ..sampler import Sampler, stack_fields
 from .estimators import ChainSums, kl_exp_average, pooled_covariance, pooled_mean
 from .optimizers import Optimizer, learning_rate
 from .thermo import ti_kl, ti_path_kl
@@ -81,6 +82,9 @@ class Trainer:
             ref = PhiFourAction.from_target(d, dict(cfg.reference))
             self.ref_chains = [Sampler(topo, ref, sc.seed, sc.delta, sc.n_hits, sc.init, chain=lc.n_chains + c)
                                for c in self.chain_ids]
+        self.batched = True                                # False: one Python call per chain and sample (tests)
+        self.fields = stack_fields(self.chains)           # the chains' fields as rows of one array
+        self.ref_fields = stack_fields(self.ref_chains) if self.ref_chains else None
         oc = cfg.optimizer
         self.opt = Optimizer(oc.kind, {n: self.params[n] for n in self.learned}, oc.momentum, oc.beta1,
                              oc.beta2, oc.eps)
@@ -158,6 +162,40 @@ class Trainer:
         accumulate(phi, self.geom.strides, self.row_base, self.geom.local_shape[-1], c, with_c, so, sdo)
         self.timers["gradient"] += time.perf_counter() - t0
 
+    def _sample_chains(self, chains, fields, n: int, with_features: bool) -> tuple:
+        """n measurements of every chain in `chains` (their fields: the rows of `fields`) against the
+        target; returns (D values per chain,
+        ChainSums per chain or None). All chains in one kernel call when they can (kernels/chain.py,
+        target_samples, bit-identical to _sample_chain: tests/unit/test_learning_batched.py)."""
+        sps = self.cfg.learn.sweeps_per_sample
+        s0 = chains[0]
+        if not (self.batched and s0.local and not self.target.is_complex and sps <= s0.accepted.shape[0]
+                and len({s.sweep_count for s in chains}) == 1 and s0._check_counter(n * sps) == n * sps):
+            res = [self._sample_chain(s, self.target.evaluate, n, with_features) for s in chains]
+            return [r[0] for r in res], [r[1] for r in res]
+        C, t0 = len(chains), time.perf_counter()
+        shape = (C, self.K, self.V) if with_features else (C, 1, 1)
+        so, sdo = np.zeros(shape), np.zeros(shape)
+        ds, stats = np.empty((C, n)), np.empty((C, 3))
+        gt = self.target.g
+        g = np.array([gt.get(k, 0.0) for k in ("nn", "phi2", "phi4", "nnn", "phi")], dtype=np.float64)
+        geo = self.geom
+        target_samples(fields, s0.w, s0.a, s0.b, s0.r, s0.action.w_nnn, geo.strides, s0.nnn_off,
+                       s0.rows, geo.local_shape[-1], s0.sweep_count, n, sps, s0.k0, s0.k1,
+                       np.array([s.c3 for s in chains], dtype=np.uint32), np.array([s.delta for s in chains]),
+                       s0.n_hits, *s0.bufs, *s0.slab_ghosts, s0.lo, s0.width, s0.steps, s0.step_ptr, s0.gdst,
+                       s0.gsrc, s0.gptr, s0.nnn_fwd, s0.tiles, *s0.mghost, s0.macc, *s0.mbufs, s0.msums, geo.volume,
+                       s0.accepted, g, with_features, self.row_base, so, sdo, ds, stats)
+        self.timers["sampling"] += time.perf_counter() - t0
+        sums = []
+        for i, s in enumerate(chains):
+            s.sweep_count += n * sps
+            s.last_acceptance = float(stats[i, 2])
+            self._adapt(s, float(stats[i, 1]) / n)
+            sums.append(ChainSums(n, float(ds[i, 0]), float(stats[i, 0]), so[i], sdo[i]) if with_features
+                        else None)
+        return [ds[i] for i in range(C)], sums
+
     def _sample_chain(self, s, action_of, n: int, with_features: bool):
         """n measurements of chain s; returns (D values, ChainSums or None)."""
         so = np.zeros((self.K, self.V)) if with_features else None
@@ -212,11 +250,7 @@ class Trainer:
         in chain order, per-chain ChainSums of all chains); nothing is updated. L's rows are
         w_0..w_{d-1}, a, b, r (kernels/gradient.py)."""
         lc = self.cfg.learn
-        ds, sums = [], []
-        for s in self.chains:
-            d, cs = self._sample_chain(s, self.target.evaluate, lc.samples_per_epoch, True)
-            ds.append(d)
-            sums.append(cs)
+        ds, sums = self._sample_chains(self.chains, self.fields, lc.samples_per_epoch, True)
         t0 = time.perf_counter()
         wait_for_groups(self.topo)
         t1 = time.perf_counter()
@@ -237,8 +271,7 @@ class Trainer:
         row = {"acceptance": float(np.mean(gather_chain_values(self.topo, [s.last_acceptance for s in self.chains])))}
         row.update(_kl_row("kl", kl_exp_average(all_d, lc.n_bins)))
         if self.ref_chains:
-            rd = [self._sample_chain(s, self.target.evaluate, lc.samples_per_epoch, False)[0]
-                  for s in self.ref_chains]
+            rd = self._sample_chains(self.ref_chains, self.ref_fields, lc.samples_per_epoch, False)[0]
             ref_d = np.concatenate(gather_chain_values(self.topo, rd))
             if not np.all(np.isfinite(ref_d)):      # the reference action is fixed: a bug, not divergence
                 raise RuntimeError("the reference chains produced a non-finite action")
