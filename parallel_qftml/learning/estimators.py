@@ -91,9 +91,23 @@ def kl_estimate(d, n_bins: int = 20) -> tuple:
     nb = min(int(n_bins), d.size)
     if nb < 2:
         return kl, float("nan")
-    blocks = np.array_split(np.arange(d.size), nb)
-    jk = np.array([_kl(np.delete(d, b)) for b in blocks])
+    jk = _kl_leave_block_out(d, nb)
     return kl, float(np.sqrt((nb - 1) / nb * np.sum((jk - jk.mean()) ** 2)))
+
+
+def _kl_leave_block_out(d: np.ndarray, nb: int) -> np.ndarray:
+    """_kl of d without block b, for the nb contiguous blocks of np.array_split (all at once: one
+    (nb, N) masked array instead of nb Python calls; the same values up to rounding)."""
+    n = d.size
+    edges = np.array([len(b) for b in np.array_split(np.arange(n), nb)]).cumsum()
+    block_of = np.searchsorted(edges, np.arange(n), side="right")
+    keep = block_of[None, :] != np.arange(nb)[:, None]                       # (nb, N)
+    count = keep.sum(axis=1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = np.where(keep, d, 0.0).sum(axis=1) / count
+        x = np.where(keep, d[None, :] - mean[:, None], -np.inf)
+        m = x.max(axis=1)
+        return m + np.log(np.where(keep, np.exp(x - m[:, None]), 0.0).sum(axis=1) / count)
 
 
 # -- overlap diagnostic and verdict of a KL estimate ---------------------------------------------------
