@@ -39,11 +39,16 @@ def _field_group(h5, group: str, shape: tuple) -> None:
             h5.make_scale(f"{group}/x{mu}", f"{group}/{name}", 1 + mu)
 
 
+SNAP_BLOCK_BYTES = 8 << 20     # coupling + gradient snapshots buffered before a block write
+
+
 class LearnFile:
     def __init__(self, h5: SharedH5, topo, n_rows: int, n_snap: int):
         self.h5, self.topo, self.n_rows, self.n_snap = h5, topo, n_rows, n_snap
         self.rows: list = []          # buffered (epoch, {name: value}) on world rank 0
         self.n_buffered = 0           # known on every rank
+        self.snaps: list = []         # buffered (epoch, couplings, gradients): this rank's blocks
+        self.n_snap_written = n_snap
         if h5.f is not None:
             _no_evictions(h5.f)
 
@@ -120,15 +125,31 @@ class LearnFile:
 
     def snapshot(self, epoch: int, geom, couplings: Mapping[str, np.ndarray], grads: Mapping[str, np.ndarray]) -> None:
         """Append the couplings and the last gradient ({w, a, b, r}: this rank's blocks; replica groups
-        hold identical copies and all write the same values)."""
-        n = self.n_snap + 1
-        for group, arrays in ((S.SNAPSHOTS, couplings), (S.GRADIENTS, grads)):
+        hold identical copies and all write the same values). Buffered (copies) and written as one
+        block per dataset when SNAP_BLOCK_BYTES of snapshots are held and at flush() / close(), i.e.
+        before every checkpoint, like the per-epoch rows."""
+        copy = lambda m: {k: np.array(m[k]) for k in ("w", *S.SITE_COUPLINGS)}     # noqa: E731
+        self.snaps.append((int(epoch), copy(couplings), copy(grads)))
+        self.n_snap += 1
+        self._geom = geom
+        per = 2 * 8 * (geom.ndim + len(S.SITE_COUPLINGS)) * int(np.prod(geom.shape))
+        if (self.n_snap - self.n_snap_written) * per >= SNAP_BLOCK_BYTES:
+            self.flush_snapshots()
+
+    def flush_snapshots(self) -> None:
+        """Write the buffered snapshots (every rank calls this)."""
+        n0, n = self.n_snap_written, self.n_snap
+        if n == n0:
+            return
+        epochs = np.array([e for e, _, _ in self.snaps], dtype=np.int64)
+        for group, k in ((S.SNAPSHOTS, 1), (S.GRADIENTS, 2)):
             for name in ("w", *S.SITE_COUPLINGS, S.EPOCH):
                 self.h5.resize(f"{group}/{name}", n)
-            self.h5.write_root(f"{group}/{S.EPOCH}", n - 1, epoch)
-            write_coupling_blocks(self.h5, geom, arrays["w"], {k: arrays[k] for k in S.SITE_COUPLINGS},
-                                  group, (n - 1,))
-        self.n_snap = n
+            self.h5.write_root(f"{group}/{S.EPOCH}", slice(n0, n), epochs)
+            stack = {name: np.stack([sn[k][name] for sn in self.snaps]) for name in ("w", *S.SITE_COUPLINGS)}
+            write_coupling_blocks(self.h5, self._geom, stack["w"], {m: stack[m] for m in S.SITE_COUPLINGS},
+                                  group, (slice(n0, n),))
+        self.snaps, self.n_snap_written = [], n
 
     def write_ti(self, group: str, est, n_gauss: int, **attrs) -> None:
         """group (S.REFERENCE_TI, S.FINAL_TI) <- a learning/thermo.TIEstimate, replacing an earlier one
@@ -155,9 +176,11 @@ class LearnFile:
 
     def flush(self):
         self.flush_rows()
+        self.flush_snapshots()
         self.h5.flush()
 
     def close(self, complete: bool):
         self.flush_rows()
+        self.flush_snapshots()
         self.h5.set_attrs(**{S.ATTR_COMPLETE: bool(complete)})
         self.h5.close()
