@@ -145,6 +145,12 @@ class Sampler:
         """n sweeps; returns this replica's acceptance over them (identical on every layout)."""
         if self.local:
             return self._sweep_local(n)
+        total = global_int_sum(self._sweep_steps(n), self.topo.grid_comm)
+        self.last_acceptance = total / (n * self.n_hits * self.geom.volume) if n else float("nan")
+        return self.last_acceptance
+
+    def _sweep_steps(self, n: int) -> int:
+        """n sweeps through update_schedule and the halo exchange; returns this block's accepted count."""
         acc = 0
         for _ in range(n):
             t = self.sweep_count
@@ -157,9 +163,7 @@ class Sampler:
                 for c in range(self.n_colours):
                     acc += self._update(self.colour_steps[c], t, colour=c)
             self.sweep_count += 1
-        total = global_int_sum(acc, self.topo.grid_comm)
-        self.last_acceptance = total / (n * self.n_hits * self.geom.volume) if n else float("nan")
-        return self.last_acceptance
+        return acc
 
     def _sweep_local(self, n: int) -> float:
         acc, done, t0 = 0, 0, time.perf_counter()
@@ -181,7 +185,9 @@ class Sampler:
         column order kernels/chain.OBS_COLUMNS, each the values of measure() after that sweep() (on a
         one-rank grid in one fused kernel call, bit-identical)."""
         out = np.empty((n_meas, len(kchain.OBS_COLUMNS)))
-        if not self.local or self._check_counter(n_meas * every) < n_meas * every or every > self.accepted.shape[0]:
+        if not self.local:
+            return self._measured_distributed(n_meas, every, out)
+        if self._check_counter(n_meas * every) < n_meas * every or every > self.accepted.shape[0]:
             for k in range(n_meas):
                 self.sweep(every)
                 m = self.measure()
@@ -196,6 +202,39 @@ class Sampler:
         if n_meas:
             self.last_acceptance = float(out[-1, -1])
         return out
+
+    def _measured_distributed(self, n_meas: int, every: int, out: np.ndarray) -> np.ndarray:
+        """measured() on a grid of several ranks: the sweeps and local pieces of all n_meas measurements,
+        then one all-reduce of every accumulator and accepted count of the block (instead of two small
+        reductions per measurement); the integer sums, hence all bits, are those of sweep() + measure()."""
+        if self.sweep_count + n_meas * every > 2 ** 32:
+            raise UserError("sweep counter exceeds 2**32, the range of the Philox counter word")
+        nP, W = msr.N_PIECES, new_accumulators(1).shape[1]
+        buf = np.zeros(n_meas * nP * W + n_meas, dtype=np.int64)
+        acc = buf[:n_meas * nP * W].reshape(n_meas * nP, W)
+        accepted = buf[n_meas * nP * W:]
+        for k in range(n_meas):
+            accepted[k] = self._sweep_steps(every)
+            self._local_pieces(acc[k * nP:(k + 1) * nP])
+        sums = exact_global_sums(acc, self.topo.grid_comm, buffer=buf)
+        V, denom = self.geom.volume, every * self.n_hits * self.geom.volume
+        for k in range(n_meas):
+            s = sums[k * nP:(k + 1) * nP]
+            m = {"action": s[msr.ACTION], "nn": s[msr.NN], "nnn": s[msr.NNN], "phi2": s[msr.PHI2],
+                 "phi4": s[msr.PHI4], "phi1": s[msr.PHI1], "m": s[msr.PHI1] / V, "abs_m": abs(s[msr.PHI1]) / V,
+                 "acceptance": int(accepted[k]) / denom}
+            out[k] = [m[c] for c in kchain.OBS_COLUMNS]
+        if n_meas:
+            self.last_acceptance = float(out[-1, -1])
+        return out
+
+    def _local_pieces(self, acc) -> None:
+        """This block's exact pieces into acc[N_PIECES, WIDTH] (zeroed by the caller)."""
+        g = self.geom
+        if self.pipelined:       # that sweep leaves edge and corner ghosts stale; the pieces read them
+            self.halo.exchange(self.phi)
+        msr.local_pieces(self.phi, self.w, self.a, self.b, self.r, self.action.w_nnn, g.strides,
+                         self.nnn_fwd, self.tiles, g.local_shape[-1], acc, *self.mbufs)
 
     def _update(self, steps, t, colour, axes=None) -> int:
         """Kernel steps, then the halo exchange of the colour they finished; returns accepted count."""
@@ -241,11 +280,8 @@ class Sampler:
             res = dict(zip(kchain.OBS_COLUMNS[:-1], map(float, out[:-1])))
             res["acceptance"] = self.last_acceptance
             return res
-        if self.pipelined:       # that sweep leaves edge and corner ghosts stale; the pieces read them
-            self.halo.exchange(self.phi)
         acc = new_accumulators(msr.N_PIECES)
-        msr.local_pieces(self.phi, self.w, self.a, self.b, self.r, self.action.w_nnn, g.strides,
-                         self.nnn_fwd, self.tiles, g.local_shape[-1], acc, *self.mbufs)
+        self._local_pieces(acc)
         s = exact_global_sums(acc, self.topo.grid_comm)
         V = g.volume
         return {"action": s[msr.ACTION], "nn": s[msr.NN], "nnn": s[msr.NNN], "phi2": s[msr.PHI2],

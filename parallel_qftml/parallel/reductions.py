@@ -11,10 +11,16 @@ from mpi4py import MPI
 from ..kernels.exactsum import normalise, round_rows
 
 
-def exact_global_sums(acc: np.ndarray, comm) -> list:
-    """Correctly rounded global sums of normalised local accumulators acc[n, WIDTH] (in place)."""
+def exact_global_sums(acc: np.ndarray, comm, buffer: np.ndarray | None = None) -> list:
+    """Correctly rounded global sums of normalised local accumulators acc[n, WIDTH] (in place). With
+    `buffer` (a contiguous int64 array that holds acc and e.g. integer counts beside it) the whole
+    buffer is summed over the ranks in the same single all-reduce (in place)."""
     if comm.Get_size() > 1:
-        comm.Allreduce(MPI.IN_PLACE, acc, op=MPI.SUM)
+        if buffer is None:
+            comm.Allreduce(MPI.IN_PLACE, acc, op=MPI.SUM)
+        else:
+            assert buffer.flags.c_contiguous and np.shares_memory(acc, buffer)
+            comm.Allreduce(MPI.IN_PLACE, buffer, op=MPI.SUM)
     normalise(acc)
     out = np.empty(acc.shape[0])
     round_rows(acc, out)          # = to_float of each row, bit for bit (tests/unit/test_exactsum_round.py)
