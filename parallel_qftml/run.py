@@ -25,13 +25,16 @@ MEASURE_BLOCK_SITES = 1 << 22    # site updates per block of measurements at mos
 
 def _next_event(k: int, every: int, m: int, periods) -> int:
     """The number of measurements, at most m, from sweep k (since thermalisation) to the first one at
-    which k + j * every is a multiple of a non-zero period (a configuration save or a checkpoint); k
-    and the periods are multiples of `every` (config.py checks the periods)."""
-    K = k // every
+    which k + j * every is a multiple of a non-zero period (a configuration save or a checkpoint):
+    the smallest j >= 1 with j * every = -k (mod p), if there is one."""
     for p in periods:
         if p:
-            P = p // every
-            m = min(m, P - K % P)
+            g = math.gcd(every, p)
+            if k % g:
+                continue                  # k + j * every never hits a multiple of p
+            q = p // g
+            j = (-(k // g) * pow(every // g, -1, q)) % q if q > 1 else 0
+            m = min(m, j or q)
     return m
 
 
