@@ -209,7 +209,7 @@ def _run_sample(cfg: RunConfig, comm, resume: bool, force: bool) -> int:
             me, block = sc.measure_every, 1
             cap = max(1, min(ROW_BLOCK, MEASURE_BLOCK_SITES // (math.prod(cfg.lattice.shape) * me * sc.n_hits)))
             while sampler.sweep_count < total:
-                k = sampler.sweep_count - sc.n_therm          # a multiple of me: blocks end at measurements
+                k = sampler.sweep_count - sc.n_therm          # blocks end at measurements
                 m = min((total - sampler.sweep_count) // me, block)
                 if m == 0:                                    # the tail shorter than me: not measured
                     n = total - sampler.sweep_count
