@@ -71,7 +71,7 @@ export OPENBLAS_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 
 # Compile (or load) the numba kernels once, serially, before ranks start in parallel.
-WARM := $(VPY) -c "import parallel_qftml.sampler as s; s.warm_up()"
+WARM := $(VPY) -m parallel_qftml.warmup
 
 PYTEST_MPI := $(VPY) -m mpi4py -m pytest --color=no -p no:cacheprovider --with-mpi -q --timeout=600 tests/mpi
 # `--table` is a driver: it launches `mpirun -n N` itself for each N in --ranks (default 1,2).
@@ -184,15 +184,15 @@ bench: setup warm
 
 # Small lattices: pqml sample on one rank, a measurement every sweep, beside the C reference (issue 12).
 bench-small: setup warm
-	$(VPY) -m parallel_qftml.bench_small
+	$(VPY) -m parallel_qftml.bench.small
 
 # I/O: configuration writes vs the raw disk, checkpoint + restart vs 20 sweeps (L = 4096, 2 ranks).
 bench-learn: setup warm
-	timeout 900 $(MPIRUN) -n 2 $(VPY) -m mpi4py -m parallel_qftml.bench_learn
-	timeout 900 $(MPIRUN) -n 2 $(VPY) -m mpi4py -m parallel_qftml.bench_learn --replicas 2
+	timeout 900 $(MPIRUN) -n 2 $(VPY) -m mpi4py -m parallel_qftml.bench.learn
+	timeout 900 $(MPIRUN) -n 2 $(VPY) -m mpi4py -m parallel_qftml.bench.learn --replicas 2
 
 bench-io: setup warm
-	timeout 900 $(MPIRUN) -n 2 $(VPY) -m mpi4py -m parallel_qftml.bench_io
+	timeout 900 $(MPIRUN) -n 2 $(VPY) -m mpi4py -m parallel_qftml.bench.io
 
 info: setup
 	$(VENV)/bin/pqml info

@@ -19,6 +19,7 @@ except ImportError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
 from .errors import ConfigError, UserError
+from .models.action import TARGET_TERMS      # the model's vocabulary (models/action.py)
 
 ACTION_KINDS = ("mrf", "lattice", "target", "file")
 ACTION_KEYS = {
@@ -27,7 +28,6 @@ ACTION_KEYS = {
     "target": ("g",),
     "file": ("path",),
 }
-TARGET_TERMS = ("nn", "phi2", "phi4", "nnn", "phi", "i_phi2")
 INIT_KINDS = ("random", "cold")
 SEED_MAX = 2**64 - 1
 

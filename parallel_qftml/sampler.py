@@ -309,36 +309,3 @@ def stack_fields(samplers) -> np.ndarray:
         s.phi = fields[k]
     return fields
 
-
-def warm_up():
-    """Compile (or load from NUMBA_CACHE_DIR) every kernel on a tiny lattice, serially; job scripts
-    call this once per node before the parallel launch so that ranks do not compile concurrently."""
-    from mpi4py import MPI
-    from .models.action import PhiFourAction
-    from .parallel.topology import Topology
-    for w_nnn in (0.0, 0.1):
-        topo = Topology(MPI.COMM_SELF, (4, 4))
-        s = Sampler(topo, PhiFourAction.perturbed(2, 1, 0.1, w_nnn=w_nnn), seed=1)
-        s.tune(20, 0.5)
-        s.measure()
-        s.measured(2, 1)
-        topo.free()
-    from .learning.config import parse_learn_config      # the learning kernels (gradient, exact norms)
-    from .learning.trainer import Trainer
-    topo = Topology(MPI.COMM_SELF, (4, 4))
-    cfg = parse_learn_config('[lattice]\nshape = [4, 4]\n[learn]\nmode = "target"\nepochs = 1\n'
-                             'samples_per_epoch = 2\n[target]\ng = { nn = -1.0, phi2 = 2.5 }\n'
-                             '[sampler]\nseed = 1\nn_therm = 2\n[output]\npath = "unused"\n')
-    tr = Trainer(cfg, topo)
-    tr.thermalise()
-    tr.run_epoch()
-    topo.free()
-    from .learning.optimizers import OPTIMIZERS, Optimizer
-    for kind in OPTIMIZERS:
-        p = {"x": np.zeros(4)}
-        Optimizer(kind, p).step(p, {"x": np.ones(4)}, 0.1)
-    from .kernels.gibbs import ZIG_F, ZIG_K, ZIG_W, gibbs_chains    # pqml rbm's chains (rbm/trainer.py)
-    from .rng import key_of
-    W = np.full((3, 2), 0.1)
-    gibbs_chains(np.zeros((2, 3)), 0, W, np.ascontiguousarray(W.T), np.zeros(2), 4.0, 1.0, 1, 0, *key_of(1),
-                 np.uint32(3), ZIG_K, ZIG_W, ZIG_F)

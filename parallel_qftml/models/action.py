@@ -15,10 +15,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..config import TARGET_TERMS as PIECES
 from ..errors import UserError
 from ..rng import INIT, c3_of, fill_uniform, key_of
 
+
+# The terms of a target action A = sum_k g_k A^(k) (the paper's eqs. 14/15): the model's vocabulary,
+# which the config parsers check [target] / [action] g tables against.
+TARGET_TERMS = ("nn", "phi2", "phi4", "nnn", "phi", "i_phi2")
+PIECES = TARGET_TERMS
 
 BOUNDED_DENSE_MAX = 2048      # b = 0 on at most this many sites: exact dense eigenvalues of the restricted form
 BOUNDED_ITERATIONS = 2000     # above: iterations allowed to find the M-matrix certificate

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
-from parallel_qftml.bench import checksum, run_check
+from parallel_qftml.bench.metropolis import checksum, run_check
 from parallel_qftml.errors import LatticeError
 from parallel_qftml.lattice.geometry import Geometry, split_grid
 from parallel_qftml.models.action import PhiFourAction

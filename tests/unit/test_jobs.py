@@ -73,7 +73,7 @@ def test_template_renders_to_valid_bash(template: Path, tmp_path: Path) -> None:
     assert "export OMP_NUM_THREADS=1" in lines
     assert "export NUMBA_NUM_THREADS=1" in lines
     assert any(l.startswith("export NUMBA_CACHE_DIR=") and "SLURM_JOB_ID" in l for l in lines)
-    assert "--ntasks-per-node=1" in text and 'python -c "import parallel_qftml.sampler as s; s.warm_up()"' in text
+    assert "--ntasks-per-node=1" in text and 'python -m parallel_qftml.warmup' in text
     assert 'parallel_qftml sample "jobs/configs/demo.toml"' in text
     # The warm-up comes before the parallel run.
     assert text.index("import parallel_qftml.sampler") < text.index("parallel_qftml sample")

@@ -1,6 +1,6 @@
 """Benchmark of RBM training epochs (issue 7): epochs/s and the share of matrix products.
 
-  [mpirun -n 2 python -m mpi4py -m] python -m parallel_qftml.bench_rbm [--epochs 3]
+  [mpirun -n 2 python -m mpi4py -m] python -m parallel_qftml.bench.rbm [--epochs 3]
 Cases: the digits data set (N_v = 64, scikit-learn's 8x8 digits, N_h = 64) with the scalar-field RBM
 (PCD) and with a Gaussian-Bernoulli phi^4 network (PCD), and synthetic data of the paper's Olivetti size
 (N_v = 4096, N_h = 32, 40 examples, batch 5 as in appendix B) with the phi^4 network. The matrix-product
@@ -16,7 +16,7 @@ import numpy as np
 
 
 def _config(model, n_h, batch, n_chains, epochs):
-    from .rbm.config import parse_rbm_config
+    from ..rbm.config import parse_rbm_config
     mu2 = '\nmu2 = 30.0' if model == "scalar" else ""
     return parse_rbm_config(f"""
 [rbm]
@@ -58,14 +58,14 @@ def _matmul_replay(n_v, n_h, rows_gibbs, rows_stats, reps) -> float:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m parallel_qftml.bench_rbm", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m parallel_qftml.bench.rbm", description=__doc__.split("\n")[0])
     ap.add_argument("--epochs", type=int, default=3)
     args = ap.parse_args(argv)
     from mpi4py import MPI
 
-    from .datasets import digits
-    from .parallel.rows import row_range
-    from .rbm.trainer import Phi4NNTrainer, RBMTrainer
+    from ..datasets import digits
+    from ..parallel.rows import row_range
+    from ..rbm.trainer import Phi4NNTrainer, RBMTrainer
     comm = MPI.COMM_WORLD
     cases = [("digits, scalar-field RBM", "scalar", digits(), 64, 100, 64),
              ("digits, phi^4 net (gaussian-bernoulli)", "gaussian-bernoulli", digits(), 64, 100, 64),

@@ -1,6 +1,6 @@
 """Benchmark of one learning epoch: time split into sampling, measuring, gradient, all-reduce, update.
 
-  mpirun -n 2 python -m mpi4py -m parallel_qftml.bench_learn [--L 256] [--epochs 5] [--samples 50]
+  mpirun -n 2 python -m mpi4py -m parallel_qftml.bench.learn [--L 256] [--epochs 5] [--samples 50]
         [--replicas 1|2] [--optimizer adam]
 Runs the target-mode engine (KL(p||q) against A{4} = A{3} + g4 nnn, learning w, a, b, r of a 2D LxL
 lattice from Gaussian couplings) for a warm-up epoch plus --epochs timed epochs and prints, on rank 0,
@@ -20,7 +20,7 @@ import time
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m parallel_qftml.bench_learn", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m parallel_qftml.bench.learn", description=__doc__.split("\n")[0])
     ap.add_argument("--L", type=int, default=256)
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--samples", type=int, default=50, help="samples per chain per epoch (the paper: 50)")
@@ -29,9 +29,9 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     from mpi4py import MPI
 
-    from .learning.config import parse_learn_config
-    from .learning.trainer import Trainer
-    from .parallel.topology import Topology
+    from ..learning.config import parse_learn_config
+    from ..learning.trainer import Trainer
+    from ..parallel.topology import Topology
 
     comm = MPI.COMM_WORLD
     text = f"""

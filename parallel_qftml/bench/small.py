@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 
-from .bench import YARDSTICK_CFLAGS, _parse
+from .metropolis import YARDSTICK_CFLAGS, _parse
 
 CONFIG = """\
 [lattice]
@@ -62,9 +62,9 @@ def _pqml_seconds(tmp: str, L: int, n: int, every_sweep: bool) -> float:
 def _estimate(L: int, every_sweep: bool) -> float:
     """Rough sweeps/s in this process (the sampler's own loop, ~0.3 s), to choose N."""
     from mpi4py import MPI
-    from .models.action import PhiFourAction
-    from .parallel.topology import Topology
-    from .sampler import Sampler
+    from ..models.action import PhiFourAction
+    from ..parallel.topology import Topology
+    from ..sampler import Sampler
     topo = Topology(MPI.COMM_SELF, (L, L))
     s = Sampler(topo, PhiFourAction.homogeneous(2), seed=12345)
     n, t = 1, 0.0
@@ -95,10 +95,10 @@ TARGETS = {4: 0.1, 16: 0.3}        # meas / C (issue 12); L >= 256: meas / sweep
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m parallel_qftml.bench_small", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m parallel_qftml.bench.small", description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="4,8,16,64,256")
     ap.add_argument("--seconds", type=float, default=2.0)
-    ap.add_argument("--yardstick", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared",
+    ap.add_argument("--yardstick", default=os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared",
                                                         "yardstick"))
     o = ap.parse_args(argv)
     src = os.path.join(os.path.abspath(o.yardstick), "metropolis_ref.c")

@@ -1,6 +1,6 @@
 """`pqml rbm` against the serial training API for the same model, target and recipe (issue 12, item 5).
 
-  python -m parallel_qftml.bench_rbm_cli [--config jobs/configs/rbm_free_1d.toml] [--ranks 1 2] [--epochs N]
+  python -m parallel_qftml.bench.rbm_cli [--config jobs/configs/rbm_free_1d.toml] [--ranks 1 2] [--epochs N]
                                          [--repeat R]
 
 Times, in one invocation: (1) `rbm.train_gaussian.train` in this process with the config's model, target
@@ -46,8 +46,8 @@ def load() -> str:
 def serial(cfg) -> tuple[float, float, float]:
     """Wall and CPU seconds of train_gaussian.train for the config's recipe, and the final
     max |lambda/kappa - 1|."""
-    from .rbm import gaussian as G
-    from .rbm.train_gaussian import train
+    from ..rbm import gaussian as G
+    from ..rbm.train_gaussian import train
     shape, m2 = tuple(cfg.target.shape), cfg.target.m2
     K = G.free_field_kernel(shape, m2)
     rbm = G.GaussianRBM.random(K.shape[0], cfg.rbm.n_hidden, cfg.rbm.mu2, cfg.rbm.sigma_h2, cfg.rbm.init_std,
@@ -65,7 +65,7 @@ def serial_cold(config: Path, epochs: int) -> float:
     """Wall seconds of a fresh Python process that imports the package and runs `serial` (a user's script
     of the serial API: start-up and imports included, as for the CLI)."""
     over = [f"train.epochs={epochs}"] if epochs else []
-    code = ("from parallel_qftml.bench_rbm_cli import serial; from parallel_qftml.rbm.config import load_rbm_config; "
+    code = ("from parallel_qftml.bench.rbm_cli import serial; from parallel_qftml.rbm.config import load_rbm_config; "
             f"serial(load_rbm_config({str(config)!r}, {over!r}))")
     env = dict(os.environ, OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     t0 = time.perf_counter()
@@ -80,8 +80,8 @@ def cli(config: Path, ranks: int, epochs: int, workdir: str) -> tuple[float, flo
 
     import h5py
 
-    from .rbm import gaussian as G
-    from .rbm.config import load_rbm_config
+    from ..rbm import gaussian as G
+    from ..rbm.config import load_rbm_config
     out = os.path.join(workdir, f"bench_{ranks}.h5")
     args = [sys.executable, "-m", "mpi4py", "-m", "parallel_qftml", "rbm", str(config), "--set",
             f'output.path="{out}"', "--set", "output.progress=false", "--set", "output.overwrite=true"]
@@ -106,13 +106,13 @@ def cli(config: Path, ranks: int, epochs: int, workdir: str) -> tuple[float, flo
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m parallel_qftml.bench_rbm_cli", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m parallel_qftml.bench.rbm_cli", description=__doc__.split("\n")[0])
     ap.add_argument("--config", default=str(REPO / "jobs" / "configs" / "rbm_free_1d.toml"))
     ap.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--epochs", type=int, default=0, help="override train.epochs (0: the config's)")
     ap.add_argument("--repeat", type=int, default=1, help="alternate serial and CLI runs this many times")
     a = ap.parse_args(argv)
-    from .rbm.config import load_rbm_config
+    from ..rbm.config import load_rbm_config
     cfg = load_rbm_config(a.config, [f"train.epochs={a.epochs}"] if a.epochs else [])
     print(f"# {cpu_name()}; load average before: {load()}")
     print(f"# {a.config}: N_v = {int(np.prod(cfg.target.shape))}, N_h = {cfg.rbm.n_hidden}, {cfg.train.epochs} epochs, "

@@ -42,9 +42,9 @@ def checksum(field: np.ndarray) -> str:
 
 
 def _sampler(comm, L, seed, delta, inhom):
-    from .models.action import PhiFourAction
-    from .parallel.topology import Topology
-    from .sampler import Sampler
+    from ..models.action import PhiFourAction
+    from ..parallel.topology import Topology
+    from ..sampler import Sampler
     topo = Topology(comm, (L, L))
     act = (PhiFourAction.perturbed(2, seed, 0.1) if inhom else PhiFourAction.homogeneous(2))
     return topo, Sampler(topo, act, seed=seed, delta=delta)
@@ -55,8 +55,8 @@ def _rss_bytes() -> int:
 
 
 def run_timed(comm, L: int, seconds: float) -> str:
-    from .parallel.reductions import global_int_sum, global_max
-    from .sampler import warm_up
+    from ..parallel.reductions import global_int_sum, global_max
+    from ..warmup import warm_up
     warm_up()                        # compile first, so that rss0 includes numba's compiler
     rss0 = _rss_bytes()
     topo, s = _sampler(comm, L, 12345, 1.0, False)
@@ -156,7 +156,7 @@ def main(argv=None) -> int:
     ap.add_argument("--table", action="store_true")
     ap.add_argument("--sizes", default="256,1024,4096")
     ap.add_argument("--ranks", default="1,2")
-    ap.add_argument("--yardstick", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared",
+    ap.add_argument("--yardstick", default=os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared",
                                                         "yardstick"))
     o = ap.parse_args(argv)
     if o.table:

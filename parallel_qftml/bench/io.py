@@ -1,6 +1,6 @@
 """I/O benchmark: configuration writes, checkpoint and restart against the raw disk and the sweep.
 
-    mpirun -n 2 python -m mpi4py -m parallel_qftml.bench_io [--L 4096] [--n 8] [--dir out/bench_io] [--repeat 3]
+    mpirun -n 2 python -m mpi4py -m parallel_qftml.bench.io [--L 4096] [--n 8] [--dir out/bench_io] [--repeat 3]
 
 On a 2D L x L lattice (Topology(comm, (L, L)), Sampler with PhiFourAction.homogeneous(2)), after one
 warm-up sweep, it times the steps below, each as: Barrier, the step, a barrier that waits without
@@ -57,7 +57,7 @@ def _quiet_barrier(comm) -> None:
 
 def _timed(comm, fn):
     """(result, seconds): Barrier, fn(), barrier (without spinning); the maximum over ranks."""
-    from .parallel.reductions import global_max
+    from ..parallel.reductions import global_max
     comm.Barrier()
     t0 = time.perf_counter()
     out = fn()
@@ -103,12 +103,13 @@ def run(comm, L: int, n: int, directory: str, repeat: int) -> list | None:
     """The benchmark (every rank); returns the printed lines on world rank 0, None elsewhere."""
     import h5py
 
-    from .io.checkpoint import load_latest, write_checkpoint
-    from .io.output import RunFile
-    from .models.action import PhiFourAction
-    from .parallel.topology import Topology
-    from .parallel.reductions import bcast, global_int_sum, replica_values
-    from .sampler import Sampler, warm_up
+    from ..io.checkpoint import load_latest, write_checkpoint
+    from ..io.output import RunFile
+    from ..models.action import PhiFourAction
+    from ..parallel.topology import Topology
+    from ..parallel.reductions import bcast, global_int_sum, replica_values
+    from ..sampler import Sampler
+    from ..warmup import warm_up
 
     rank0 = comm.Get_rank() == 0
     warm_up()
@@ -236,7 +237,7 @@ def run(comm, L: int, n: int, directory: str, repeat: int) -> list | None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m parallel_qftml.bench_io", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m parallel_qftml.bench.io", description=__doc__.splitlines()[0])
     ap.add_argument("--L", type=int, default=4096, help="lattice extent (L x L), default 4096")
     ap.add_argument("--n", type=int, default=8, help="configurations written, default 8")
     ap.add_argument("--dir", default=os.path.join("out", "bench_io"),
