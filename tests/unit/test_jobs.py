@@ -76,7 +76,7 @@ def test_template_renders_to_valid_bash(template: Path, tmp_path: Path) -> None:
     assert "--ntasks-per-node=1" in text and 'python -m parallel_qftml.warmup' in text
     assert 'parallel_qftml sample "jobs/configs/demo.toml"' in text
     # The warm-up comes before the parallel run.
-    assert text.index("import parallel_qftml.sampler") < text.index("parallel_qftml sample")
+    assert text.index("-m parallel_qftml.warmup") < text.index("parallel_qftml sample")
 
 
 def test_srun_template_pins_cores() -> None:
