@@ -303,7 +303,10 @@ class Sampler:
 
 def stack_fields(samplers) -> np.ndarray:
     """The fields of `samplers` (same geometry) as the rows of one array, each sampler's phi becoming a
-    view of its row (values unchanged), so that a kernel can update all of them in one call."""
+    view of its row (values unchanged), so that a kernel can update all of them in one call; None if
+    there are none."""
+    if not samplers:
+        return None
     fields = np.stack([s.phi for s in samplers])
     for k, s in enumerate(samplers):
         s.phi = fields[k]

@@ -9,8 +9,9 @@ Python path, so the configurations, the accepted counts and every measured bit a
 ``Sampler.sweep`` / ``Sampler.measure`` called one at a time (tests/unit/test_chain.py).
 
 A measurement first copies the ghosts ``mdst``/``msrc`` (all ghosts after a pipelined sweep, none
-otherwise), then adds the action pieces exactly (kernels/measure.local_pieces) and rounds each once (kernels/exactsum.round_rows): the values of
-Sampler.measure() on one rank. Columns of a measurement row: OBS_COLUMNS.
+otherwise), then adds the action pieces exactly (kernels/measure.local_pieces) and rounds each once
+(kernels/exactsum.round_rows): the values of Sampler.measure() on one rank. Columns of a measurement
+row: OBS_COLUMNS.
 """
 import numpy as np
 from numba import njit
@@ -20,7 +21,7 @@ from .gradient import accumulate
 from .measure import NN, NNN, PHI1, PHI2, PHI4, ACTION, local_pieces
 from .metropolis import update_schedule
 
-# io/schema.OBSERVABLE_NAMES order; the sampler asserts they agree
+# the order of io/schema.OBSERVABLE_NAMES (tests/unit/test_chain.py checks that they agree)
 OBS_COLUMNS = ("action", "nn", "nnn", "phi2", "phi4", "phi1", "m", "abs_m", "acceptance")
 
 

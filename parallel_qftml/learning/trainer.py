@@ -164,10 +164,11 @@ class Trainer:
 
     def _sample_chains(self, chains, fields, n: int, with_features: bool) -> tuple:
         """n measurements of every chain in `chains` (their fields: the rows of `fields`) against the
-        target; returns (D values per chain,
-        ChainSums per chain or None). All chains in one kernel call when they can (kernels/chain.py,
+        target; returns (D values per chain, ChainSums per chain or None). All chains in one kernel call when they can (kernels/chain.py,
         target_samples, bit-identical to _sample_chain: tests/unit/test_learning_batched.py)."""
         sps = self.cfg.learn.sweeps_per_sample
+        if not chains:
+            return [], []
         s0 = chains[0]
         if not (self.batched and s0.local and not self.target.is_complex and sps <= s0.accepted.shape[0]
                 and len({s.sweep_count for s in chains}) == 1 and s0._check_counter(n * sps) == n * sps):
