@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from .errors import UserError
-from .kernels.exactsum import new_accumulators
+from .kernels.exactsum import WIDTH, new_accumulators
 from .kernels import chain as kchain
 from .kernels import measure as msr
 from .kernels.metropolis import make_buffers, update_schedule
@@ -21,6 +21,7 @@ from .parallel.halo import HaloExchange
 from .parallel.reductions import exact_global_sums, global_int_sum
 from .rng import INIT, UPDATE, c3_of, fill_uniform, key_of
 
+COUNTER_LIMIT = "sweep counter exceeds 2**32, the range of the Philox counter word"
 TUNE_BLOCK = 10          # sweeps between step-size adjustments
 TUNE_FRACTION = 0.8      # adjust during this fraction of the thermalisation, then freeze
 
@@ -155,7 +156,7 @@ class Sampler:
         for _ in range(n):
             t = self.sweep_count
             if t >= 2 ** 32:
-                raise UserError("sweep counter exceeds 2**32, the range of the Philox counter word")
+                raise UserError(COUNTER_LIMIT)
             if self.pipelined:
                 acc += self._update(self.pipeline_steps[0], t, colour=0, axes=(0,))
                 acc += self._update(self.pipeline_steps[1], t, colour=1, axes=(0,))
@@ -176,7 +177,7 @@ class Sampler:
             done += k
         self.timers["kernel"] += time.perf_counter() - t0
         if ok < n:
-            raise UserError("sweep counter exceeds 2**32, the range of the Philox counter word")
+            raise UserError(COUNTER_LIMIT)
         self.last_acceptance = acc / (n * self.n_hits * self.geom.volume) if n else float("nan")
         return self.last_acceptance
 
@@ -208,8 +209,8 @@ class Sampler:
         then one all-reduce of every accumulator and accepted count of the block (instead of two small
         reductions per measurement); the integer sums, hence all bits, are those of sweep() + measure()."""
         if self.sweep_count + n_meas * every > 2 ** 32:
-            raise UserError("sweep counter exceeds 2**32, the range of the Philox counter word")
-        nP, W = msr.N_PIECES, new_accumulators(1).shape[1]
+            raise UserError(COUNTER_LIMIT)
+        nP, W = msr.N_PIECES, WIDTH
         buf = np.zeros(n_meas * nP * W + n_meas, dtype=np.int64)
         acc = buf[:n_meas * nP * W].reshape(n_meas * nP, W)
         accepted = buf[n_meas * nP * W:]
@@ -217,12 +218,9 @@ class Sampler:
             accepted[k] = self._sweep_steps(every)
             self._local_pieces(acc[k * nP:(k + 1) * nP])
         sums = exact_global_sums(acc, self.topo.grid_comm, buffer=buf)
-        V, denom = self.geom.volume, every * self.n_hits * self.geom.volume
+        denom = every * self.n_hits * self.geom.volume
         for k in range(n_meas):
-            s = sums[k * nP:(k + 1) * nP]
-            m = {"action": s[msr.ACTION], "nn": s[msr.NN], "nnn": s[msr.NNN], "phi2": s[msr.PHI2],
-                 "phi4": s[msr.PHI4], "phi1": s[msr.PHI1], "m": s[msr.PHI1] / V, "abs_m": abs(s[msr.PHI1]) / V,
-                 "acceptance": int(accepted[k]) / denom}
+            m = self._observables(sums[k * nP:(k + 1) * nP], int(accepted[k]) / denom)
             out[k] = [m[c] for c in kchain.OBS_COLUMNS]
         if n_meas:
             self.last_acceptance = float(out[-1, -1])
@@ -282,11 +280,14 @@ class Sampler:
             return res
         acc = new_accumulators(msr.N_PIECES)
         self._local_pieces(acc)
-        s = exact_global_sums(acc, self.topo.grid_comm)
-        V = g.volume
+        return self._observables(exact_global_sums(acc, self.topo.grid_comm), self.last_acceptance)
+
+    def _observables(self, s, acceptance) -> dict:
+        """measure()'s dict from the global sums s[N_PIECES] of the pieces."""
+        V = self.geom.volume
         return {"action": s[msr.ACTION], "nn": s[msr.NN], "nnn": s[msr.NNN], "phi2": s[msr.PHI2],
                 "phi4": s[msr.PHI4], "phi1": s[msr.PHI1], "m": s[msr.PHI1] / V,
-                "abs_m": abs(s[msr.PHI1]) / V, "acceptance": self.last_acceptance}
+                "abs_m": abs(s[msr.PHI1]) / V, "acceptance": acceptance}
 
     def gather(self):
         """The global field on the grid root (None elsewhere)."""
